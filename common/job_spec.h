@@ -1,0 +1,100 @@
+// JobSpec: the typed job specification, parsed from YAML plus "--set key=value"
+// overrides and validated in ONE place (ParseJobSpec). A bad field throws
+// Error(kInvalidArgument) naming every bad field and what is allowed; unknown
+// keys are rejected. JobSpecToYaml writes the resolved spec that the
+// coordinator sends to every rank (ParseJobSpec(JobSpecToYaml(s)) == s).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dtrain {
+
+struct DatasetSpec {
+  std::string name = "fashion-mnist";  // fashion-mnist | synthetic | imagenet-folder
+  std::string path = "/usr/share/datasets/fashion-mnist";
+  int64_t train_limit = 0;  // use only the first N training images (0: all)
+  int64_t test_limit = 0;   // use only the first N test images (0: all)
+  // synthetic only
+  int image_size = 32;
+  int channels = 3;
+  int classes = 10;
+  int64_t train_size = 10000;
+  int64_t test_size = 2000;
+};
+
+struct OptimizerSpec {
+  std::string name = "lars";  // sgd | lars
+  double momentum = 0.9;
+  double weight_decay = 5.0e-5;
+  double lars_eta = 0.001;
+  double lars_epsilon = 1.0e-9;
+  bool nesterov = false;
+};
+
+struct ScheduleSpec {
+  double base_lr = 2.0;
+  double warmup_epochs = 2.0;
+  std::string decay = "poly";  // poly | cosine | step | none
+  double poly_power = 2.0;
+  double end_lr = 0.0;                   // poly and cosine decay towards this
+  std::vector<double> step_epochs = {};  // step: multiply by step_gamma at each
+  double step_gamma = 0.1;
+};
+
+struct AllreduceSpec {
+  std::string backend = "auto";  // auto | ucx | nccl | local
+  std::string dtype = "fp16";    // fp16 | fp32
+  double bucket_mb = 4.0;
+  double timeout_seconds = 60.0;  // deadline of every collective
+};
+
+struct BenchSpec {
+  int64_t min_bytes = 1024;
+  int64_t max_bytes = 268435456;
+  int iterations = 20;  // timed iterations per size (fewer for large sizes)
+  int warmup = 3;
+};
+
+struct AugmentSpec {
+  int crop_padding = 4;  // random crop after zero padding (0: off)
+  bool flip = true;      // random horizontal flip
+};
+
+struct JobSpec {
+  std::string name = "job";
+  std::string kind = "train";  // train | allreduce-bench
+  int workers = 1;
+  std::optional<uint64_t> seed;  // omitted: the coordinator draws one
+  std::string model = "resnet20";
+  DatasetSpec dataset;
+  int batch_per_worker = 128;
+  int epochs = 10;
+  int64_t max_steps = 0;  // stop after this many steps (0: run all epochs)
+  OptimizerSpec optimizer;
+  ScheduleSpec schedule;
+  double label_smoothing = 0.1;
+  std::string precision = "fp32";  // fp32 | fp16
+  AllreduceSpec allreduce;
+  double eval_every_epochs = 1.0;
+  double target_accuracy = 0.0;  // stop early once reached (0: never)
+  double bn_momentum = 0.9;      // running = m * running + (1 - m) * batch
+  double bn_epsilon = 1.0e-5;
+  bool zero_init_residual = true;  // zero gamma of the last BN of each block
+  AugmentSpec augment;
+  std::string device = "auto";  // auto | cpu | cuda (the worker's own flag wins)
+  BenchSpec bench;
+};
+
+// Throws Error(kInvalidArgument) naming each bad field and what is allowed.
+JobSpec ParseJobSpec(const std::string& yaml_text,
+                     const std::vector<std::string>& overrides = {});
+
+std::string JobSpecToYaml(const JobSpec& spec);
+
+// Checks the values of an already-built spec (ParseJobSpec calls it).
+void ValidateJobSpec(const JobSpec& spec);
+
+}  // namespace dtrain
