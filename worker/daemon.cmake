@@ -1,1 +1,12 @@
-# worker daemon
+# The dtrain-worker daemon: control-plane client (the only gRPC code in
+# worker/), job runner, devices, config, main.
+add_library(dtrain_worker_devices STATIC devices.cc)
+target_link_libraries(dtrain_worker_devices PUBLIC dtrain_common)
+if(DTRAIN_HAVE_CUDA)
+  target_compile_definitions(dtrain_worker_devices PRIVATE DTRAIN_HAVE_CUDA=1)
+  target_link_libraries(dtrain_worker_devices PRIVATE CUDA::cudart)
+endif()
+
+add_executable(dtrain-worker main.cc config.cc control_client.cc job_runner.cc)
+target_link_libraries(dtrain-worker PRIVATE dtrain_worker_devices dtrain_jobs dtrain_comm
+  dtrain_proto dtrain_common gRPC::grpc++ CLI11::CLI11)

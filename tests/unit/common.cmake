@@ -1,1 +1,2 @@
-# unit tests for common/ (owned by the integrator)
+# unit tests for common/
+dtrain_unit_test(common_job_spec_test SOURCES common_job_spec_test.cc LIBS dtrain_common)

@@ -1,0 +1,133 @@
+#include "client/commands.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "client/exit_code.h"
+#include "client/follow.h"
+#include "client/render.h"
+#include "client/rpc.h"
+
+namespace dtrain::cli {
+
+namespace {
+
+double UnixNow() { return static_cast<double>(std::time(nullptr)); }
+
+int OutcomeCode(const v1::Job& job) { return job.state() == v1::SUCCEEDED ? kExitOk : kExitJobFailed; }
+
+void CheckJobId(const std::string& id) {
+  if (id.empty()) throw CliError(kExitUsage, "JOB must not be empty; see `dtrain list` for job ids");
+}
+
+}  // namespace
+
+std::string ReadSpecFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw CliError(kExitUsage, "cannot read job spec '" + path + "': it is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw CliError(kExitUsage, "cannot read job spec '" + path + "': " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    throw CliError(kExitUsage, "cannot read job spec '" + path + "': " + std::strerror(errno));
+  }
+  if (text.str().find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw CliError(kExitUsage, "job spec '" + path + "' is empty");
+  }
+  return text.str();
+}
+
+void CheckSetItems(const std::vector<std::string>& sets) {
+  for (const auto& s : sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw CliError(kExitUsage, "--set '" + s + "': expected dotted.key=value, e.g. --set epochs=5");
+    }
+  }
+}
+
+int RunSubmit(const GlobalOptions& g, const std::string& spec_path,
+              const std::vector<std::string>& sets, bool wait) {
+  const std::string spec = ReadSpecFile(spec_path);
+  CheckSetItems(sets);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  const v1::Job job = client.SubmitJob(spec, sets);
+  std::printf("%s\n", job.id().c_str());
+  std::fflush(stdout);
+  if (!wait) return kExitOk;
+  return OutcomeCode(FollowJob(client, job.id(), stderr));
+}
+
+int RunList(const GlobalOptions& g, bool json) {
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  const auto jobs = client.ListJobs();
+  if (json) {
+    std::fputs(JobsJson(jobs).c_str(), stdout);
+  } else if (jobs.empty()) {
+    std::fprintf(stderr, "no jobs (submit one with `dtrain submit SPEC.yaml`)\n");
+  } else {
+    std::fputs(JobsTable(jobs, UnixNow()).c_str(), stdout);
+  }
+  return kExitOk;
+}
+
+int RunWorkers(const GlobalOptions& g, bool json) {
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  const auto workers = client.ListWorkers();
+  if (json) {
+    std::fputs(WorkersJson(workers).c_str(), stdout);
+  } else if (workers.empty()) {
+    std::fprintf(stderr, "no workers registered (start dtrain-worker --coordinator %s)\n",
+                 g.coordinator.c_str());
+  } else {
+    std::fputs(WorkersTable(workers).c_str(), stdout);
+  }
+  return kExitOk;
+}
+
+int RunStatus(const GlobalOptions& g, const std::string& job_id, bool json) {
+  CheckJobId(job_id);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  const v1::Job job = client.GetJob(job_id);
+  std::fputs((json ? JobJson(job) : JobSummary(job, UnixNow())).c_str(), stdout);
+  return kExitOk;
+}
+
+int RunWatch(const GlobalOptions& g, const std::string& job_id) {
+  CheckJobId(job_id);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  return OutcomeCode(FollowJob(client, job_id, stdout));
+}
+
+int RunCancel(const GlobalOptions& g, const std::string& job_id) {
+  CheckJobId(job_id);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  const v1::Job job = client.CancelJob(job_id);
+  const char* id = job.id().empty() ? job_id.c_str() : job.id().c_str();
+  switch (job.state()) {
+    case v1::CANCELLED:
+      std::printf("job %s cancelled\n", id);
+      break;
+    case v1::SUCCEEDED:
+    case v1::FAILED:
+      std::printf("job %s had already finished (%s); nothing to cancel\n", id,
+                  JobStateName(job.state()));
+      break;
+    default:
+      std::printf("job %s: cancel requested (now %s; `dtrain watch %s` to follow)\n", id,
+                  JobStateName(job.state()), id);
+  }
+  return kExitOk;
+}
+
+}  // namespace dtrain::cli

@@ -1,0 +1,59 @@
+#include "coordinator/config.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/error.h"
+#include "common/net.h"
+
+namespace dtrain::coordinator {
+
+void CoordinatorConfig::Validate() const {
+  ParseHostPort("--listen", listen);
+  if (!(heartbeat_timeout_seconds >= 0.1 && heartbeat_timeout_seconds <= 3600)) {
+    Fail(ErrorCode::kInvalidArgument, "--heartbeat-timeout " +
+                                          std::to_string(heartbeat_timeout_seconds) +
+                                          ": allowed 0.1 .. 3600 seconds");
+  }
+  if (!(heartbeat_interval_seconds > 0 && heartbeat_interval_seconds < heartbeat_timeout_seconds)) {
+    Fail(ErrorCode::kInvalidArgument,
+         "--heartbeat-interval must be > 0 and below --heartbeat-timeout (" +
+             std::to_string(heartbeat_timeout_seconds) + " s)");
+  }
+}
+
+std::string CoordinatorConfig::Describe() const {
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "listen=%s heartbeat_timeout=%.1fs heartbeat_interval=%.1fs log_level=%s",
+                listen.c_str(), heartbeat_timeout_seconds, heartbeat_interval_seconds,
+                log_level.c_str());
+  return buf;
+}
+
+CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
+  CoordinatorConfig c;
+  if (const char* e = std::getenv("DTRAIN_LISTEN")) c.listen = e;
+  CLI::App app{"dtrain-coordinator: job queue, worker registry and rendezvous for dtrain workers"};
+  app.add_option("--listen", c.listen, "HOST:PORT to serve gRPC on (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-timeout", c.heartbeat_timeout_seconds,
+                 "seconds of silence after which a worker is declared dead and its job fails")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", c.heartbeat_interval_seconds,
+                 "seconds between worker heartbeats (told to workers)")
+      ->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--port-file", c.port_file, "write the bound port to this file once listening");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  c.Validate();
+  return c;
+}
+
+}  // namespace dtrain::coordinator

@@ -1,0 +1,141 @@
+// CoordinatorCore: the coordinator's state machine, free of gRPC. It owns the
+// worker registry, the FIFO job queue, rank assignment, rendezvous barriers and
+// the heartbeat deadline. The gRPC service (service.cc) turns RPCs into calls
+// here; messages to a worker go out through its WorkerChannel. One mutex guards
+// everything; no call blocks on the network while holding it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/job_spec.h"
+#include "proto/dtrain.pb.h"
+
+namespace dtrain::coordinator {
+
+namespace v1 = ::dtrain::v1;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// The downward half of a worker's stream. Send never blocks; Close ends the
+// stream (the worker will reconnect and register again).
+class WorkerChannel {
+ public:
+  virtual ~WorkerChannel() = default;
+  virtual void Send(const v1::CoordinatorMessage& msg) = 0;
+  virtual void Close(const std::string& reason) = 0;
+};
+
+struct CoreOptions {
+  double heartbeat_timeout_seconds = 10.0;
+  double heartbeat_interval_seconds = 1.0;  // told to workers at registration
+};
+
+class CoordinatorCore {
+ public:
+  explicit CoordinatorCore(CoreOptions options);
+  ~CoordinatorCore();
+
+  // ---- client side (each throws dtrain::Error with an actionable message) ----
+  v1::Job Submit(const std::string& spec_yaml, const std::vector<std::string>& overrides);
+  v1::Job GetJob(const std::string& job_id) const;
+  std::vector<v1::Job> ListJobs() const;
+  v1::Job Cancel(const std::string& job_id);
+  std::vector<v1::Worker> ListWorkers() const;
+  // Calls `on_change` (outside the lock) with a snapshot whenever the job
+  // changes, until it ends or the returned token is destroyed.
+  using WatchFn = std::function<void(const v1::Job&)>;
+  std::shared_ptr<void> Watch(const std::string& job_id, WatchFn on_change);
+
+  // ---- worker side ----
+  // Returns the worker id (reused when `reg.worker_id` names a known worker).
+  std::string RegisterWorker(const v1::Register& reg, std::shared_ptr<WorkerChannel> channel);
+  void OnWorkerMessage(const std::string& worker_id, const v1::WorkerMessage& msg);
+  // `channel` tells an old stream's end from a reconnected worker's new one.
+  void OnWorkerDisconnected(const std::string& worker_id, const WorkerChannel* channel,
+                            const std::string& why);
+
+  // Heartbeat and rendezvous deadlines; called by the health thread, and by
+  // tests with an explicit time.
+  void CheckDeadlines(SteadyTime now);
+
+ private:
+  struct Worker {
+    v1::Worker info;
+    std::string ucx_address;
+    std::shared_ptr<WorkerChannel> channel;
+    SteadyTime last_seen;
+  };
+  struct Rendezvous {
+    std::vector<std::string> values;
+    std::vector<bool> arrived;
+    SteadyTime deadline;
+  };
+  struct Job {
+    v1::Job info;
+    JobSpec spec;
+    uint32_t seq = 0;
+    std::vector<std::string> worker_ids;  // by rank
+    std::vector<bool> finished;            // by rank
+    std::map<std::string, Rendezvous> rendezvous;
+    std::vector<v1::Progress> last_progress;  // by rank
+  };
+  struct Watcher {
+    std::string job_id;
+    WatchFn fn;
+  };
+  struct Action {  // a send, or a close when `close` is set
+    std::shared_ptr<WorkerChannel> channel;
+    v1::CoordinatorMessage msg;
+    std::string close;
+  };
+  using Outbox = std::vector<Action>;
+  using Notices = std::vector<std::pair<WatchFn, v1::Job>>;
+
+  // All run with mu_ held; they queue sends and notices instead of doing I/O.
+  void Schedule(Outbox& out, Notices& notices);
+  void StartJob(Job& job, std::vector<Worker*> workers, Outbox& out);
+  void FailJob(Job& job, v1::JobState state, const std::string& reason, Outbox& out);
+  void FinishRank(Job& job, int rank, const v1::JobFinished& fin, Outbox& out);
+  void OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out);
+  void OnProgress(Worker& w, const v1::Progress& p);
+  void DeclareDead(Worker& w, const std::string& why, Outbox& out);
+  void Touch(Job& job, Notices& notices);
+  std::string RankName(const Job& job, int rank) const;
+  Job& FindJob(const std::string& job_id);
+  static void Deliver(Outbox& out, Notices& notices);
+
+  void HealthLoop();
+
+  const CoreOptions opt_;
+  mutable std::mutex mu_;
+  std::map<std::string, Worker> workers_;
+  std::map<std::string, Job> jobs_;
+  std::deque<std::string> queue_;  // job ids, FIFO
+  std::map<uint64_t, Watcher> watchers_;
+  uint64_t next_watcher_ = 1;
+  uint64_t next_job_ = 1;
+  uint64_t next_worker_ = 1;
+
+  std::atomic<bool> stop_{false};
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
+  std::thread health_;
+};
+
+// Topology order for ranks: host (natural order, so node2 < node10), then
+// local rank, then worker id. Returns indices into `workers`.
+std::vector<size_t> TopologyOrder(const std::vector<v1::Worker>& workers);
+
+double UnixNow();
+
+}  // namespace dtrain::coordinator

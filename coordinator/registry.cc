@@ -1,0 +1,256 @@
+// The worker side of CoordinatorCore: registration, messages from workers,
+// disconnects, the heartbeat deadline, rendezvous deadlines, and watchers.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "common/error.h"
+#include "coordinator/core.h"
+
+namespace dtrain::coordinator {
+namespace {
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+CoordinatorCore::CoordinatorCore(CoreOptions options) : opt_(options) {
+  health_ = std::thread([this] { HealthLoop(); });
+}
+
+CoordinatorCore::~CoordinatorCore() {
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    stop_ = true;
+  }
+  health_cv_.notify_all();
+  health_.join();
+}
+
+void CoordinatorCore::HealthLoop() {
+  const auto period = std::chrono::milliseconds(
+      std::clamp<int64_t>(static_cast<int64_t>(opt_.heartbeat_timeout_seconds * 100), 20, 500));
+  std::unique_lock<std::mutex> lock(health_mu_);
+  while (!stop_) {
+    health_cv_.wait_for(lock, period, [this] { return stop_.load(); });
+    if (stop_) break;
+    lock.unlock();
+    CheckDeadlines(std::chrono::steady_clock::now());
+    lock.lock();
+  }
+}
+
+std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
+                                            std::shared_ptr<WorkerChannel> channel) {
+  Outbox out;
+  Notices notices;
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto known = reg.worker_id().empty() ? workers_.end() : workers_.find(reg.worker_id());
+    if (known != workers_.end()) {
+      id = known->first;
+      Worker& old = known->second;
+      if (old.info.state() != v1::DEAD) DeclareDead(old, "it registered again (restarted?)", out);
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "w-%04llu", static_cast<unsigned long long>(next_worker_++));
+      id = buf;
+    }
+    Worker& w = workers_[id];
+    w.info.Clear();
+    w.info.set_id(id);
+    w.info.set_host(reg.host());
+    w.info.set_local_rank(reg.local_rank());
+    *w.info.mutable_devices() = reg.devices();
+    w.info.set_state(v1::IDLE);
+    w.info.set_rank(-1);
+    w.info.set_registered_time(UnixNow());
+    w.info.set_metrics_address(reg.metrics_address());
+    w.info.set_pid(reg.pid());
+    w.ucx_address = reg.ucx_address();
+    w.channel = std::move(channel);
+    w.last_seen = std::chrono::steady_clock::now();
+    v1::CoordinatorMessage msg;
+    msg.mutable_registered()->set_worker_id(id);
+    msg.mutable_registered()->set_heartbeat_interval_seconds(opt_.heartbeat_interval_seconds);
+    out.push_back({w.channel, msg});
+    spdlog::info("worker {} registered: host {} local rank {} pid {} ({} device(s): {})", id,
+                 reg.host(), reg.local_rank(), reg.pid(), reg.devices_size(),
+                 reg.devices_size() ? reg.devices(0).name() : "none");
+    Schedule(out, notices);
+  }
+  Deliver(out, notices);
+  return id;
+}
+
+void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::WorkerMessage& msg) {
+  Outbox out;
+  Notices notices;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end() || it->second.info.state() == v1::DEAD) return;
+    Worker& w = it->second;
+    w.last_seen = std::chrono::steady_clock::now();
+    const std::string job_id = w.info.job_id();
+    switch (msg.msg_case()) {
+      case v1::WorkerMessage::kProgress:
+        OnProgress(w, msg.progress());
+        break;
+      case v1::WorkerMessage::kPublish:
+        OnPublish(w, msg.publish(), out);
+        break;
+      case v1::WorkerMessage::kFinished: {
+        auto jt = jobs_.find(msg.finished().job_id());
+        if (jt == jobs_.end() || job_id != msg.finished().job_id()) break;
+        const int rank = w.info.rank();
+        w.info.set_state(v1::IDLE);
+        w.info.clear_job_id();
+        w.info.set_rank(-1);
+        FinishRank(jt->second, rank, msg.finished(), out);
+        Schedule(out, notices);
+        break;
+      }
+      default:
+        break;  // heartbeats only refresh last_seen
+    }
+    if (!job_id.empty()) {
+      auto jt = jobs_.find(job_id);
+      if (jt != jobs_.end() && msg.msg_case() != v1::WorkerMessage::kHeartbeat) {
+        Touch(jt->second, notices);
+      }
+    }
+  }
+  Deliver(out, notices);
+}
+
+void CoordinatorCore::OnWorkerDisconnected(const std::string& worker_id,
+                                           const WorkerChannel* channel, const std::string& why) {
+  Outbox out;
+  Notices notices;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end() || it->second.channel.get() != channel) return;
+    const std::string job_id = it->second.info.job_id();
+    DeclareDead(it->second, "connection lost (" + why + ")", out);
+    if (auto jt = jobs_.find(job_id); jt != jobs_.end()) Touch(jt->second, notices);
+    Schedule(out, notices);
+  }
+  Deliver(out, notices);
+}
+
+void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out) {
+  if (w.info.state() == v1::DEAD) return;
+  spdlog::warn("worker {} (host {}, local rank {}) declared dead: {}", w.info.id(), w.info.host(),
+               w.info.local_rank(), why);
+  const std::string job_id = w.info.job_id();
+  const int rank = w.info.rank();
+  w.info.set_state(v1::DEAD);
+  w.info.clear_job_id();
+  w.info.set_rank(-1);
+  out.push_back({w.channel, v1::CoordinatorMessage(), "declared dead: " + why});
+  auto jt = jobs_.find(job_id);
+  if (jt == jobs_.end()) return;
+  Job& job = jt->second;
+  if (rank >= 0 && rank < static_cast<int>(job.finished.size())) job.finished[rank] = true;
+  FailJob(job, v1::FAILED, "lost " + RankName(job, rank) + ": " + why, out);
+}
+
+void CoordinatorCore::CheckDeadlines(SteadyTime now) {
+  Outbox out;
+  Notices notices;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(opt_.heartbeat_timeout_seconds));
+    bool changed = false;
+    for (auto& [id, w] : workers_) {
+      if (w.info.state() == v1::DEAD || now - w.last_seen <= timeout) continue;
+      const std::string job_id = w.info.job_id();
+      char why[128];
+      std::snprintf(why, sizeof(why), "no heartbeat for %.1f s (deadline %.1f s)",
+                    Seconds(now - w.last_seen), opt_.heartbeat_timeout_seconds);
+      DeclareDead(w, why, out);
+      if (auto jt = jobs_.find(job_id); jt != jobs_.end()) Touch(jt->second, notices);
+      changed = true;
+    }
+    for (auto& [id, job] : jobs_) {
+      if (job.info.state() != v1::RUNNING) continue;
+      for (auto& [key, rv] : job.rendezvous) {
+        if (now < rv.deadline) continue;
+        std::string missing;
+        for (size_t r = 0; r < rv.arrived.size(); ++r) {
+          if (!rv.arrived[r]) missing += (missing.empty() ? "" : ", ") + RankName(job, int(r));
+        }
+        const std::string reason =
+            "rendezvous '" + key + "' timed out: " + missing + " did not arrive";
+        v1::CoordinatorMessage msg;
+        msg.mutable_rendezvous()->set_job_id(id);
+        msg.mutable_rendezvous()->set_key(key);
+        msg.mutable_rendezvous()->set_ok(false);
+        msg.mutable_rendezvous()->set_error(reason);
+        for (size_t r = 0; r < rv.arrived.size(); ++r) {
+          if (rv.arrived[r]) out.push_back({workers_.at(job.worker_ids[r]).channel, msg});
+        }
+        FailJob(job, v1::FAILED, reason, out);  // clears job.rendezvous
+        Touch(job, notices);
+        changed = true;
+        break;
+      }
+    }
+    if (changed) Schedule(out, notices);
+  }
+  Deliver(out, notices);
+}
+
+std::vector<v1::Worker> CoordinatorCore::ListWorkers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<v1::Worker> out;
+  out.reserve(workers_.size());
+  for (const auto& [id, w] : workers_) {
+    out.push_back(w.info);
+    out.back().set_last_heartbeat_age_seconds(Seconds(now - w.last_seen));
+  }
+  return out;
+}
+
+std::shared_ptr<void> CoordinatorCore::Watch(const std::string& job_id, WatchFn on_change) {
+  v1::Job snapshot;
+  uint64_t key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot = FindJob(job_id).info;
+    key = next_watcher_++;
+    watchers_[key] = Watcher{job_id, on_change};
+  }
+  on_change(snapshot);
+  return std::shared_ptr<void>(nullptr, [this, key](void*) {
+    std::lock_guard<std::mutex> lock(mu_);
+    watchers_.erase(key);
+  });
+}
+
+void CoordinatorCore::Touch(Job& job, Notices& notices) {
+  for (const auto& [key, w] : watchers_) {
+    if (w.job_id == job.info.id()) notices.push_back({w.fn, job.info});
+  }
+}
+
+void CoordinatorCore::Deliver(Outbox& out, Notices& notices) {
+  for (auto& a : out) {
+    if (!a.channel) continue;
+    if (a.close.empty()) {
+      a.channel->Send(a.msg);
+    } else {
+      a.channel->Close(a.close);
+    }
+  }
+  for (auto& [fn, job] : notices) fn(job);
+}
+
+}  // namespace dtrain::coordinator

@@ -1,0 +1,279 @@
+// The job side of CoordinatorCore: submit, cancel, the FIFO queue, starting a
+// job on N idle workers in topology order, and ending it.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <random>
+
+#include "common/error.h"
+#include "coordinator/core.h"
+
+namespace dtrain::coordinator {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+bool Terminal(v1::JobState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED;
+}
+
+uint64_t DrawSeed() {
+  std::random_device rd;
+  return (uint64_t(rd()) << 32) ^ rd();
+}
+
+}  // namespace
+
+v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
+                                const std::vector<std::string>& overrides) {
+  JobSpec spec = ParseJobSpec(spec_yaml, overrides);  // throws: nothing is created
+  if (!spec.seed) spec.seed = DrawSeed();
+  Outbox out;
+  Notices notices;
+  v1::Job snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t n = next_job_++;
+    char id[32];
+    std::snprintf(id, sizeof(id), "job-%06llu", static_cast<unsigned long long>(n));
+    Job& job = jobs_[id];
+    job.spec = spec;
+    job.seq = static_cast<uint32_t>(n);
+    job.info.set_id(id);
+    job.info.set_name(spec.name);
+    job.info.set_kind(spec.kind);
+    job.info.set_state(v1::QUEUED);
+    job.info.set_world_size(spec.workers);
+    job.info.set_seed(*spec.seed);
+    job.info.set_spec_yaml(JobSpecToYaml(spec));
+    job.info.set_eval_accuracy(-1);
+    job.info.set_submit_time(UnixNow());
+    queue_.push_back(id);
+    spdlog::info("job {} '{}' ({}) queued: {} workers, seed {}", id, spec.name, spec.kind,
+                 spec.workers, *spec.seed);
+    Schedule(out, notices);
+    snapshot = job.info;
+  }
+  Deliver(out, notices);
+  return snapshot;
+}
+
+CoordinatorCore::Job& CoordinatorCore::FindJob(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) Fail(ErrorCode::kNotFound, "no job '" + job_id + "' (dtrain list shows the jobs)");
+  return it->second;
+}
+
+v1::Job CoordinatorCore::GetJob(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return const_cast<CoordinatorCore*>(this)->FindJob(job_id).info;
+}
+
+std::vector<v1::Job> CoordinatorCore::ListJobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Job> out;
+  out.reserve(jobs_.size());
+  for (const auto& [id, job] : jobs_) out.push_back(job.info);
+  return out;
+}
+
+v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
+  Outbox out;
+  Notices notices;
+  v1::Job snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = FindJob(job_id);
+    if (Terminal(job.info.state())) {
+      Fail(ErrorCode::kInvalidArgument, "job " + job_id + " already ended (" +
+                                            v1::JobState_Name(job.info.state()) + ")");
+    }
+    if (job.info.state() == v1::QUEUED) {
+      std::erase(queue_, job_id);
+    }
+    FailJob(job, v1::CANCELLED, "cancelled by the user", out);
+    Touch(job, notices);
+    Schedule(out, notices);
+    snapshot = job.info;
+  }
+  Deliver(out, notices);
+  return snapshot;
+}
+
+void CoordinatorCore::Schedule(Outbox& out, Notices& notices) {
+  while (!queue_.empty()) {
+    Job& job = jobs_.at(queue_.front());
+    std::vector<v1::Worker> idle_info;
+    std::vector<Worker*> idle;
+    for (auto& [id, w] : workers_) {
+      if (w.info.state() == v1::IDLE) {
+        idle.push_back(&w);
+        idle_info.push_back(w.info);
+      }
+    }
+    if (static_cast<int>(idle.size()) < job.spec.workers) return;  // strict FIFO
+    std::vector<Worker*> chosen;
+    for (size_t i : TopologyOrder(idle_info)) {
+      if (static_cast<int>(chosen.size()) == job.spec.workers) break;
+      chosen.push_back(idle[i]);
+    }
+    queue_.pop_front();
+    StartJob(job, chosen, out);
+    Touch(job, notices);
+  }
+}
+
+void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& out) {
+  const int n = static_cast<int>(workers.size());
+  job.info.set_state(v1::RUNNING);
+  job.info.set_start_time(UnixNow());
+  job.worker_ids.clear();
+  job.finished.assign(n, false);
+  job.last_progress.assign(n, v1::Progress());
+  job.info.clear_ranks();
+  for (int r = 0; r < n; ++r) {
+    Worker& w = *workers[r];
+    w.info.set_state(v1::BUSY);
+    w.info.set_job_id(job.info.id());
+    w.info.set_rank(r);
+    job.worker_ids.push_back(w.info.id());
+    v1::RankInfo* ri = job.info.add_ranks();
+    ri->set_rank(r);
+    ri->set_worker_id(w.info.id());
+    ri->set_host(w.info.host());
+    ri->set_local_rank(w.info.local_rank());
+  }
+  std::string hosts;
+  for (int r = 0; r < n; ++r) {
+    v1::CoordinatorMessage msg;
+    v1::Assignment* a = msg.mutable_assignment();
+    a->set_job_id(job.info.id());
+    a->set_job_seq(job.seq);
+    a->set_rank(r);
+    a->set_world_size(n);
+    a->set_seed(job.info.seed());
+    a->set_spec_yaml(job.info.spec_yaml());
+    for (int p = 0; p < n; ++p) {
+      v1::RankInfo* peer = a->add_peers();
+      *peer = job.info.ranks(p);
+      peer->set_ucx_address(workers[p]->ucx_address);
+    }
+    out.push_back({workers[r]->channel, msg});
+    hosts += (r ? ", " : "") + RankName(job, r);
+  }
+  spdlog::info("job {} started on {} workers: {}", job.info.id(), n, hosts);
+}
+
+void CoordinatorCore::FailJob(Job& job, v1::JobState state, const std::string& reason,
+                              Outbox& out) {
+  if (Terminal(job.info.state())) return;
+  const bool was_running = job.info.state() == v1::RUNNING;
+  job.info.set_state(state);
+  job.info.set_reason(reason);
+  job.info.set_end_time(UnixNow());
+  job.rendezvous.clear();
+  spdlog::warn("job {} {}: {}", job.info.id(), v1::JobState_Name(state), reason);
+  if (!was_running) return;
+  for (size_t r = 0; r < job.worker_ids.size(); ++r) {
+    if (job.finished[r]) continue;
+    auto it = workers_.find(job.worker_ids[r]);
+    if (it == workers_.end() || it->second.info.state() == v1::DEAD) continue;
+    v1::CoordinatorMessage msg;
+    msg.mutable_command()->set_kind(v1::Command::ABORT);
+    msg.mutable_command()->set_job_id(job.info.id());
+    msg.mutable_command()->set_reason(reason);
+    out.push_back({it->second.channel, msg});
+  }
+}
+
+void CoordinatorCore::FinishRank(Job& job, int rank, const v1::JobFinished& fin, Outbox& out) {
+  if (rank < 0 || rank >= static_cast<int>(job.finished.size()) || job.finished[rank]) return;
+  job.finished[rank] = true;
+  if (rank == 0 && fin.ok()) {
+    if (fin.has_bench()) *job.info.mutable_bench() = fin.bench();
+    if (fin.has_train()) *job.info.mutable_train() = fin.train();
+  }
+  if (job.info.state() != v1::RUNNING) return;
+  if (!fin.ok()) {
+    FailJob(job, v1::FAILED, RankName(job, rank) + ": " + fin.error(), out);
+    return;
+  }
+  for (bool f : job.finished) {
+    if (!f) return;
+  }
+  job.info.set_state(v1::SUCCEEDED);
+  job.info.set_end_time(UnixNow());
+  spdlog::info("job {} SUCCEEDED in {:.1f} s", job.info.id(),
+               job.info.end_time() - job.info.start_time());
+}
+
+std::string CoordinatorCore::RankName(const Job& job, int rank) const {
+  if (rank < 0 || rank >= job.info.ranks_size()) return "rank " + std::to_string(rank);
+  const v1::RankInfo& ri = job.info.ranks(rank);
+  return "rank " + std::to_string(rank) + " (host " + ri.host() + ", worker " + ri.worker_id() + ")";
+}
+
+void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
+  auto it = jobs_.find(p.job_id());
+  if (it == jobs_.end() || w.info.job_id() != p.job_id()) return;
+  Job& job = it->second;
+  const int rank = w.info.rank();
+  if (rank < 0 || rank >= static_cast<int>(job.last_progress.size())) return;
+  job.last_progress[rank] = p;
+  if (rank != 0) return;
+  v1::Job& j = job.info;
+  j.set_step(p.step());
+  j.set_total_steps(p.total_steps());
+  j.set_epoch(p.epoch());
+  j.set_loss(p.loss());
+  j.set_images_per_second(p.images_per_second());
+  j.set_eval_accuracy(p.eval_accuracy());
+  j.set_message(p.message());
+  // Scaling efficiency: global img/s over the sum of each rank's compute-only rate.
+  double compute_sum = 0;
+  for (const v1::Progress& q : job.last_progress) {
+    if (q.compute_images_per_second() <= 0) {
+      compute_sum = 0;
+      break;
+    }
+    compute_sum += q.compute_images_per_second();
+  }
+  if (compute_sum > 0) j.set_scaling_efficiency(p.images_per_second() / compute_sum);
+}
+
+void CoordinatorCore::OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out) {
+  auto it = jobs_.find(pub.job_id());
+  if (it == jobs_.end() || w.info.job_id() != pub.job_id()) return;
+  Job& job = it->second;
+  if (job.info.state() != v1::RUNNING) return;
+  const int n = static_cast<int>(job.worker_ids.size());
+  auto [rit, fresh] = job.rendezvous.try_emplace(pub.key());
+  Rendezvous& rv = rit->second;
+  if (fresh) {
+    rv.values.assign(n, "");
+    rv.arrived.assign(n, false);
+    const double t = pub.timeout_seconds() > 0 ? pub.timeout_seconds() : 60.0;
+    rv.deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(t));
+  }
+  const int rank = w.info.rank();
+  rv.values[rank] = pub.value();
+  rv.arrived[rank] = true;
+  for (bool a : rv.arrived) {
+    if (!a) return;
+  }
+  v1::CoordinatorMessage msg;
+  v1::RendezvousResult* res = msg.mutable_rendezvous();
+  res->set_job_id(job.info.id());
+  res->set_key(pub.key());
+  res->set_ok(true);
+  for (const auto& v : rv.values) res->add_values(v);
+  for (const auto& id : job.worker_ids) out.push_back({workers_.at(id).channel, msg});
+  job.rendezvous.erase(rit);
+}
+
+}  // namespace dtrain::coordinator

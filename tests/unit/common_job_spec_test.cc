@@ -1,0 +1,173 @@
+// The job spec is validated in one place: every bad field is rejected with a
+// message naming the field and what is allowed, and a valid spec round-trips.
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "common/job_spec.h"
+
+namespace dtrain {
+namespace {
+
+const char* kGood = R"(
+name: fmnist-resnet20
+kind: train
+workers: 2
+seed: 42
+model: resnet20
+dataset: {name: fashion-mnist, path: /usr/share/datasets/fashion-mnist}
+batch_per_worker: 128
+epochs: 10
+optimizer: {name: lars, momentum: 0.9, weight_decay: 5.0e-5, lars_eta: 0.001}
+schedule: {base_lr: 2.0, warmup_epochs: 2, decay: poly, poly_power: 2.0}
+label_smoothing: 0.1
+precision: fp32
+allreduce: {backend: auto, dtype: fp16, bucket_mb: 4}
+eval_every_epochs: 1
+target_accuracy: 0.90
+bench: {min_bytes: 1024, max_bytes: 268435456}
+)";
+
+std::string ErrorOf(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  try {
+    ParseJobSpec(yaml, sets);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(JobSpec, DesignExampleParsesWithItsValues) {
+  JobSpec s = ParseJobSpec(kGood);
+  EXPECT_EQ(s.name, "fmnist-resnet20");
+  EXPECT_EQ(s.workers, 2);
+  ASSERT_TRUE(s.seed.has_value());
+  EXPECT_EQ(*s.seed, 42u);
+  EXPECT_EQ(s.optimizer.name, "lars");
+  EXPECT_DOUBLE_EQ(s.optimizer.weight_decay, 5e-5);
+  EXPECT_DOUBLE_EQ(s.schedule.base_lr, 2.0);
+  EXPECT_EQ(s.allreduce.dtype, "fp16");
+  EXPECT_DOUBLE_EQ(s.target_accuracy, 0.9);
+  EXPECT_EQ(s.bench.max_bytes, 268435456);
+}
+
+TEST(JobSpec, OmittedSeedStaysUnsetSoTheCoordinatorDrawsOne) {
+  JobSpec s = ParseJobSpec("kind: train\n");
+  EXPECT_FALSE(s.seed.has_value());
+}
+
+TEST(JobSpec, ResolvedYamlRoundTrips) {
+  JobSpec s = ParseJobSpec(kGood, {"schedule.decay=step", "schedule.step_epochs=[3, 6]",
+                                   "optimizer.nesterov=true", "allreduce.bucket_mb=0.5"});
+  JobSpec t = ParseJobSpec(JobSpecToYaml(s));
+  EXPECT_EQ(JobSpecToYaml(s), JobSpecToYaml(t));
+  EXPECT_EQ(t.schedule.step_epochs, (std::vector<double>{3, 6}));
+  EXPECT_TRUE(t.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(t.allreduce.bucket_mb, 0.5);
+  EXPECT_EQ(*t.seed, 42u);
+}
+
+TEST(JobSpec, SetOverridesApplyInOrderAndCreateMaps) {
+  JobSpec s = ParseJobSpec("kind: train\n", {"workers=3", "workers=4", "bench.min_bytes=4096"});
+  EXPECT_EQ(s.workers, 4);
+  EXPECT_EQ(s.bench.min_bytes, 4096);
+}
+
+struct BadCase {
+  const char* set;
+  const char* field;
+  const char* allowed;
+};
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << "--set " << c.set; }
+
+class JobSpecBadField : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(JobSpecBadField, IsRejectedNamingTheFieldAndWhatIsAllowed) {
+  const BadCase c = GetParam();
+  const std::string msg = ErrorOf(kGood, {c.set});
+  ASSERT_FALSE(msg.empty()) << c.set << " was accepted";
+  EXPECT_NE(msg.find(std::string("`") + c.field + "`"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(c.allowed), std::string::npos) << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryField, JobSpecBadField,
+    ::testing::Values(
+        BadCase{"name=has space", "name", "A-Z"}, BadCase{"name=", "name", "has no value"}, BadCase{"name=\"\"", "name", "A-Z"},
+        BadCase{"kind=inference", "kind", "train, allreduce-bench"},
+        BadCase{"workers=0", "workers", "1 .. 4096"}, BadCase{"workers=two", "workers", "an integer"},
+        BadCase{"workers=2.5", "workers", "an integer"},
+        BadCase{"seed=-1", "seed", "unsigned"}, BadCase{"seed=abc", "seed", "unsigned"},
+        BadCase{"model=vgg16", "model", "resnet50"},
+        BadCase{"dataset.name=cifar", "dataset.name", "fashion-mnist, synthetic"},
+        BadCase{"dataset.path=", "dataset.path", "has no value"},
+        BadCase{"dataset.path=\"\"", "dataset.path", "folder"},
+        BadCase{"dataset.train_limit=-5", "dataset.train_limit", "0 .."},
+        BadCase{"dataset.test_limit=-1", "dataset.test_limit", "0 .."},
+        BadCase{"dataset.image_size=4", "dataset.image_size", "8 .. 512"},
+        BadCase{"dataset.channels=5", "dataset.channels", "1 .. 4"},
+        BadCase{"dataset.classes=1", "dataset.classes", "2 .."},
+        BadCase{"dataset.train_size=0", "dataset.train_size", "1 .."},
+        BadCase{"dataset.test_size=-1", "dataset.test_size", "0 .."},
+        BadCase{"dataset.colour=red", "dataset.colour", "unknown field"},
+        BadCase{"dataset=5", "dataset", "not a map"},
+        BadCase{"batch_per_worker=0", "batch_per_worker", "1 .. 65536"},
+        BadCase{"epochs=0", "epochs", "1 .. 10000"},
+        BadCase{"max_steps=-1", "max_steps", "0 .."},
+        BadCase{"optimizer.name=adam", "optimizer.name", "sgd, lars"},
+        BadCase{"optimizer.momentum=1.5", "optimizer.momentum", "0 .."},
+        BadCase{"optimizer.weight_decay=-1", "optimizer.weight_decay", "0 .. 0.1"},
+        BadCase{"optimizer.lars_eta=0", "optimizer.lars_eta", ".. 1"},
+        BadCase{"optimizer.lars_epsilon=-1", "optimizer.lars_epsilon", "0 .. 1"},
+        BadCase{"optimizer.nesterov=maybe", "optimizer.nesterov", "true or false"},
+        BadCase{"schedule.base_lr=0", "schedule.base_lr", ".. 1000"},
+        BadCase{"schedule.warmup_epochs=11", "schedule.warmup_epochs", "(epochs)"},
+        BadCase{"schedule.decay=exp", "schedule.decay", "poly, cosine, step, none"},
+        BadCase{"schedule.poly_power=0", "schedule.poly_power", ".. 100"},
+        BadCase{"schedule.end_lr=3", "schedule.end_lr", "(base_lr)"},
+        BadCase{"schedule.step_epochs=[5, 2]", "schedule.step_epochs", "increasing"},
+        BadCase{"schedule.step_gamma=2", "schedule.step_gamma", ".. 1"},
+        BadCase{"label_smoothing=1", "label_smoothing", "0 .. 0.999"},
+        BadCase{"precision=bf16", "precision", "fp32, fp16"},
+        BadCase{"allreduce.backend=mpi", "allreduce.backend", "auto, ucx, nccl, local"},
+        BadCase{"allreduce.backend=local", "allreduce.backend", "workers: 1"},
+        BadCase{"allreduce.dtype=int8", "allreduce.dtype", "fp16, fp32"},
+        BadCase{"allreduce.bucket_mb=0", "allreduce.bucket_mb", "MiB"},
+        BadCase{"allreduce.timeout_seconds=0", "allreduce.timeout_seconds", " s)"},
+        BadCase{"eval_every_epochs=0", "eval_every_epochs", ".. 10000"},
+        BadCase{"target_accuracy=1.5", "target_accuracy", "0 .. 1"},
+        BadCase{"bn_momentum=1", "bn_momentum", "0 .."},
+        BadCase{"bn_epsilon=0", "bn_epsilon", ".. 1"},
+        BadCase{"zero_init_residual=3", "zero_init_residual", "true or false"},
+        BadCase{"augment.crop_padding=100", "augment.crop_padding", "0 .. 64"},
+        BadCase{"augment.flip=sideways", "augment.flip", "true or false"},
+        BadCase{"device=tpu", "device", "auto, cpu, cuda"},
+        BadCase{"bench.min_bytes=2", "bench.min_bytes", "4 .."},
+        BadCase{"bench.max_bytes=100", "bench.max_bytes", "bench.min_bytes"},
+        BadCase{"bench.iterations=0", "bench.iterations", "1 .."},
+        BadCase{"bench.warmup=-1", "bench.warmup", "0 .."},
+        BadCase{"learning_rate=0.1", "learning_rate", "unknown field"}));
+
+TEST(JobSpec, AllBadFieldsAreReportedAtOnce) {
+  const std::string msg = ErrorOf(kGood, {"workers=0", "precision=int4"});
+  EXPECT_NE(msg.find("`workers`"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`precision`"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, SyntaxErrorsNameTheLine) {
+  const std::string msg = ErrorOf("name: a\nworkers: [1, 2\n");
+  EXPECT_NE(msg.find("line"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, TopLevelMustBeAMap) {
+  EXPECT_NE(ErrorOf("- 1\n- 2\n").find("top level"), std::string::npos);
+}
+
+TEST(JobSpec, MalformedSetIsRejected) {
+  EXPECT_NE(ErrorOf(kGood, {"workers"}).find("key=value"), std::string::npos);
+  EXPECT_NE(ErrorOf(kGood, {"workers.count=3"}).find("not a map"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dtrain

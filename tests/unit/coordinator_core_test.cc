@@ -1,0 +1,211 @@
+// The coordinator core: ranks in topology order, FIFO start on N idle
+// workers, a rejected spec creates nothing, the heartbeat deadline fails the
+// job naming the lost rank and host, rendezvous answers all ranks at once.
+// (The real gRPC path is covered by tests/integration.)
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/error.h"
+#include "coordinator/core.h"
+
+namespace dtrain::coordinator {
+namespace {
+
+// Records what the core sends down one worker's stream.
+struct RecordingChannel : WorkerChannel {
+  std::mutex mu;
+  std::vector<v1::CoordinatorMessage> sent;
+  std::string closed;
+  void Send(const v1::CoordinatorMessage& m) override {
+    std::lock_guard<std::mutex> l(mu);
+    sent.push_back(m);
+  }
+  void Close(const std::string& why) override {
+    std::lock_guard<std::mutex> l(mu);
+    closed = why;
+  }
+  std::vector<v1::Assignment> Assignments() {
+    std::lock_guard<std::mutex> l(mu);
+    std::vector<v1::Assignment> out;
+    for (auto& m : sent)
+      if (m.has_assignment()) out.push_back(m.assignment());
+    return out;
+  }
+  int Count(v1::CoordinatorMessage::MsgCase c) {
+    std::lock_guard<std::mutex> l(mu);
+    int n = 0;
+    for (auto& m : sent) n += m.msg_case() == c;
+    return n;
+  }
+};
+
+v1::Worker W(const std::string& id, const std::string& host, int local) {
+  v1::Worker w;
+  w.set_id(id);
+  w.set_host(host);
+  w.set_local_rank(local);
+  return w;
+}
+
+TEST(TopologyOrder, GroupsHostsInNaturalOrderThenLocalRank) {
+  std::vector<v1::Worker> ws = {W("w-1", "node10", 0), W("w-2", "node2", 1), W("w-3", "node2", 0),
+                                W("w-4", "node1", 3),  W("w-5", "node10", 1)};
+  std::vector<std::string> order;
+  for (size_t i : TopologyOrder(ws)) order.push_back(ws[i].id());
+  EXPECT_EQ(order, (std::vector<std::string>{"w-4", "w-3", "w-2", "w-1", "w-5"}));
+}
+
+struct Fixture {
+  CoordinatorCore core{CoreOptions{60.0, 1.0}};  // the test drives time itself
+  std::vector<std::shared_ptr<RecordingChannel>> ch;
+  std::vector<std::string> ids;
+  void Add(const std::string& host, int local) {
+    v1::Register reg;
+    reg.set_host(host);
+    reg.set_local_rank(local);
+    reg.set_ucx_address("addr-" + host + "-" + std::to_string(local));
+    ch.push_back(std::make_shared<RecordingChannel>());
+    ids.push_back(core.RegisterWorker(reg, ch.back()));
+  }
+  void Beat(size_t i) {
+    v1::WorkerMessage m;
+    m.mutable_heartbeat();
+    core.OnWorkerMessage(ids[i], m);
+  }
+};
+
+const char* kBench = "kind: allreduce-bench\nworkers: 2\nname: b\n";
+
+TEST(CoordinatorCore, RejectedSpecCreatesNothing) {
+  Fixture f;
+  EXPECT_THROW(f.core.Submit("kind: train\nworkers: 0\n", {}), Error);
+  EXPECT_THROW(f.core.Submit(kBench, {"optimizer.name=adam"}), Error);
+  EXPECT_TRUE(f.core.ListJobs().empty());
+}
+
+TEST(CoordinatorCore, JobWaitsForEnoughIdleWorkersThenRanksFollowTopology) {
+  Fixture f;
+  f.Add("hostB", 0);
+  v1::Job job = f.core.Submit(kBench, {});
+  EXPECT_EQ(job.state(), v1::QUEUED);
+  EXPECT_NE(job.seed(), 0u) << "a seed is drawn and recorded";
+  EXPECT_NE(job.spec_yaml().find("seed:"), std::string::npos);
+  f.Add("hostA", 1);
+  job = f.core.GetJob(job.id());
+  ASSERT_EQ(job.state(), v1::RUNNING);
+  ASSERT_EQ(job.ranks_size(), 2);
+  EXPECT_EQ(job.ranks(0).host(), "hostA");
+  EXPECT_EQ(job.ranks(1).host(), "hostB");
+  auto a = f.ch[1]->Assignments();  // hostA's worker
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].rank(), 0);
+  EXPECT_EQ(a[0].world_size(), 2);
+  EXPECT_EQ(a[0].seed(), job.seed());
+  ASSERT_EQ(a[0].peers_size(), 2);
+  EXPECT_EQ(a[0].peers(1).ucx_address(), "addr-hostB-0");
+}
+
+TEST(CoordinatorCore, FifoQueueStartsJobsInSubmissionOrder) {
+  Fixture f;
+  v1::Job first = f.core.Submit(kBench, {});
+  v1::Job second = f.core.Submit("kind: allreduce-bench\nworkers: 1\n", {});
+  f.Add("h", 0);  // one idle worker: the 1-worker job must not jump the queue
+  EXPECT_EQ(f.core.GetJob(second.id()).state(), v1::QUEUED);
+  f.Add("h", 1);
+  EXPECT_EQ(f.core.GetJob(first.id()).state(), v1::RUNNING);
+}
+
+TEST(CoordinatorCore, RendezvousAnswersAllRanksOnceAllPublished) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  v1::Job job = f.core.Submit(kBench, {});
+  for (int i = 0; i < 2; ++i) {
+    v1::WorkerMessage m;
+    m.mutable_publish()->set_job_id(job.id());
+    m.mutable_publish()->set_key("nccl-id");
+    m.mutable_publish()->set_value(i == 0 ? "ID" : "");
+    EXPECT_EQ(f.ch[0]->Count(v1::CoordinatorMessage::kRendezvous), 0);
+    f.core.OnWorkerMessage(f.ids[i], m);
+  }
+  for (auto& c : f.ch) ASSERT_EQ(c->Count(v1::CoordinatorMessage::kRendezvous), 1);
+}
+
+TEST(CoordinatorCore, SilentWorkerFailsItsJobNamingRankAndHostAndOthersGetAbort) {
+  Fixture f;
+  f.Add("alpha", 0);
+  f.Add("beta", 0);
+  v1::Job job = f.core.Submit(kBench, {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  f.Beat(0);
+  const auto beat = std::chrono::steady_clock::now();
+  f.core.CheckDeadlines(beat + std::chrono::seconds(30));  // well within the deadline
+  EXPECT_EQ(f.core.GetJob(job.id()).state(), v1::RUNNING);
+  // 60 s after rank 0's beat less 50 ms: rank 1 (silent 100 ms longer) is over.
+  f.core.CheckDeadlines(beat + std::chrono::milliseconds(59950));
+  v1::Job failed = f.core.GetJob(job.id());
+  ASSERT_EQ(failed.state(), v1::FAILED);
+  EXPECT_NE(failed.reason().find("rank 1 (host beta"), std::string::npos) << failed.reason();
+  EXPECT_NE(failed.reason().find("no heartbeat"), std::string::npos) << failed.reason();
+  EXPECT_EQ(f.ch[0]->Count(v1::CoordinatorMessage::kCommand), 1);
+  EXPECT_FALSE(f.ch[1]->closed.empty());
+  // The survivor reports back and is idle again; a new job runs on it alone.
+  v1::WorkerMessage fin;
+  fin.mutable_finished()->set_job_id(job.id());
+  fin.mutable_finished()->set_aborted(true);
+  f.core.OnWorkerMessage(f.ids[0], fin);
+  v1::Job next = f.core.Submit("kind: allreduce-bench\nworkers: 1\n", {});
+  EXPECT_EQ(f.core.GetJob(next.id()).state(), v1::RUNNING);
+  EXPECT_EQ(f.core.GetJob(job.id()).state(), v1::FAILED) << "a late report changes nothing";
+}
+
+TEST(CoordinatorCore, AllRanksFinishingOkSucceedsWithRankZerosResult) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  v1::Job job = f.core.Submit(kBench, {});
+  for (int i = 0; i < 2; ++i) {
+    v1::WorkerMessage m;
+    m.mutable_finished()->set_job_id(job.id());
+    m.mutable_finished()->set_ok(true);
+    m.mutable_finished()->mutable_bench()->set_world_size(2);
+    m.mutable_finished()->mutable_bench()->add_rows()->set_bytes(i == 0 ? 1024 : 7);
+    f.core.OnWorkerMessage(f.ids[i], m);
+  }
+  v1::Job done = f.core.GetJob(job.id());
+  EXPECT_EQ(done.state(), v1::SUCCEEDED);
+  ASSERT_EQ(done.bench().rows_size(), 1);
+  EXPECT_EQ(done.bench().rows(0).bytes(), 1024);
+}
+
+TEST(CoordinatorCore, RankFailureFailsJobNamingTheRank) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  v1::Job job = f.core.Submit(kBench, {});
+  v1::WorkerMessage m;
+  m.mutable_finished()->set_job_id(job.id());
+  m.mutable_finished()->set_error("dataset not found");
+  f.core.OnWorkerMessage(f.ids[1], m);
+  v1::Job j = f.core.GetJob(job.id());
+  EXPECT_EQ(j.state(), v1::FAILED);
+  EXPECT_NE(j.reason().find("rank 1"), std::string::npos);
+  EXPECT_NE(j.reason().find("dataset not found"), std::string::npos);
+}
+
+TEST(CoordinatorCore, CancelQueuedAndUnknownJobs) {
+  Fixture f;
+  v1::Job job = f.core.Submit(kBench, {});
+  EXPECT_EQ(f.core.Cancel(job.id()).state(), v1::CANCELLED);
+  EXPECT_THROW(f.core.Cancel(job.id()), Error);
+  try {
+    f.core.GetJob("job-999999");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+}
+
+}  // namespace
+}  // namespace dtrain::coordinator

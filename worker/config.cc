@@ -1,0 +1,106 @@
+#include "worker/config.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <thread>
+
+#include "common/error.h"
+#include "common/net.h"
+
+namespace dtrain::worker {
+namespace {
+
+// Launchers name the local rank differently; the first one set wins.
+constexpr const char* kLocalRankVars[] = {
+    "SLURM_LOCALID",        // Slurm srun
+    "OMPI_COMM_WORLD_LOCAL_RANK",  // Open MPI mpirun
+    "MV2_COMM_WORLD_LOCAL_RANK",   // MVAPICH2
+    "PALS_LOCAL_RANKID",    // PBS Pro / Cray PALS mpiexec
+    "MPI_LOCALRANKID",      // MPICH / Intel MPI hydra (PBS pbsdsh + mpiexec)
+    "PMI_LOCAL_RANK",
+};
+
+int ParseNonNegative(const std::string& what, const std::string& v) {
+  if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos) {
+    Fail(ErrorCode::kInvalidArgument, what + "='" + v + "' is not a local rank (0, 1, 2, ...)");
+  }
+  return std::atoi(v.c_str());
+}
+
+}  // namespace
+
+void WorkerConfig::Validate() const {
+  ParseHostPort("--coordinator", coordinator);
+  if (!metrics.empty()) ParseHostPort("--metrics", metrics);
+  if (device != "auto" && device != "cpu" && device != "cuda") {
+    Fail(ErrorCode::kInvalidArgument, "--device '" + device + "': allowed auto, cpu, cuda");
+  }
+  if (local_rank < 0 || local_rank > 1023) {
+    Fail(ErrorCode::kInvalidArgument, "--local-rank " + std::to_string(local_rank) + ": allowed 0 .. 1023");
+  }
+  if (blas_threads < 0 || blas_threads > 1024) {
+    Fail(ErrorCode::kInvalidArgument, "--blas-threads: allowed 0 (auto) .. 1024");
+  }
+  if (local_workers < 1 || local_workers > 1024) {
+    Fail(ErrorCode::kInvalidArgument, "--local-workers: allowed 1 .. 1024");
+  }
+  if (!(reconnect_max_seconds >= 0.1 && reconnect_max_seconds <= 600)) {
+    Fail(ErrorCode::kInvalidArgument, "--reconnect-max-seconds: allowed 0.1 .. 600");
+  }
+}
+
+std::string WorkerConfig::Describe() const {
+  return "coordinator=" + coordinator + " host=" + host + " local_rank=" +
+         std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
+         " blas_threads=" + std::to_string(blas_threads) +
+         " local_workers=" + std::to_string(local_workers) +
+         (metrics.empty() ? "" : " metrics=" + metrics);
+}
+
+WorkerConfig ParseWorkerFlags(int argc, char** argv) {
+  WorkerConfig c;
+  if (const char* e = std::getenv("DTRAIN_COORDINATOR")) c.coordinator = e;
+  for (const char* var : kLocalRankVars) {
+    if (const char* v = std::getenv(var)) {
+      c.local_rank = ParseNonNegative(var, v);
+      c.local_rank_source = var;
+      break;
+    }
+  }
+  if (const char* v = std::getenv("SLURM_NTASKS_PER_NODE")) c.local_workers = std::max(1, std::atoi(v));
+  if (const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) c.local_workers = std::max(1, std::atoi(v));
+  CLI::App app{"dtrain-worker: one per GPU (or CPU socket); registers with the coordinator and runs its jobs"};
+  app.add_option("--coordinator", c.coordinator, "coordinator HOST:PORT (env DTRAIN_COORDINATOR)")
+      ->capture_default_str();
+  auto* lr = app.add_option("--local-rank", c.local_rank,
+                            "GPU index on this host (default: SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, "
+                            "PALS_LOCAL_RANKID, MPI_LOCALRANKID, else 0)");
+  app.add_option("--device", c.device, "auto|cpu|cuda")->capture_default_str();
+  app.add_option("--host", c.host, "host name reported to the coordinator (default: this host's)");
+  app.add_option("--metrics", c.metrics, "HOST:PORT for the Prometheus endpoint");
+  app.add_option("--blas-threads", c.blas_threads, "BLAS threads (0: cores / --local-workers)")
+      ->capture_default_str();
+  app.add_option("--local-workers", c.local_workers,
+                 "workers sharing this host's CPU cores (default: SLURM_NTASKS_PER_NODE or 1)")
+      ->capture_default_str();
+  app.add_option("--reconnect-max-seconds", c.reconnect_max_seconds,
+                 "longest wait between reconnection attempts")
+      ->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  if (lr->count() > 0) c.local_rank_source = "--local-rank";
+  if (c.host.empty()) c.host = LocalHostName();
+  if (c.blas_threads == 0) {
+    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    c.blas_threads = std::max(1, cores / c.local_workers);
+  }
+  c.Validate();
+  return c;
+}
+
+}  // namespace dtrain::worker

@@ -1,0 +1,30 @@
+// WorkerConfig: the worker daemon's one typed configuration, filled once from
+// flags and the launcher's environment (local rank from SLURM_LOCALID,
+// OMPI_COMM_WORLD_LOCAL_RANK, PBS/PALS or MPICH equivalents), validated in one
+// place and logged once at start.
+#pragma once
+
+#include <string>
+
+namespace dtrain::worker {
+
+struct WorkerConfig {
+  std::string coordinator = "127.0.0.1:7070";
+  int local_rank = 0;
+  std::string local_rank_source = "default";  // which flag or variable set it
+  std::string device = "auto";                 // auto | cpu | cuda
+  std::string host;                            // defaults to the short host name
+  std::string metrics;                         // HOST:PORT (Prometheus, later issue)
+  int blas_threads = 0;                        // 0: cores / local workers on this host
+  int local_workers = 1;                       // workers sharing this host's cores
+  double reconnect_max_seconds = 5.0;
+  double rpc_timeout_seconds = 10.0;
+  std::string log_level = "info";
+
+  void Validate() const;
+  std::string Describe() const;
+};
+
+WorkerConfig ParseWorkerFlags(int argc, char** argv);
+
+}  // namespace dtrain::worker

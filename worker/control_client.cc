@@ -1,0 +1,227 @@
+#include "worker/control_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/error.h"
+#include "proto/dtrain.grpc.pb.h"
+
+namespace dtrain::worker {
+
+struct ControlClient::Impl {
+  WorkerConfig cfg;
+  v1::Register reg;
+  Handlers handlers;
+
+  std::atomic<bool> stop{false};
+  mutable std::mutex mu;  // guards everything below
+  std::condition_variable cv;
+  grpc::ClientContext* ctx = nullptr;
+  grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>* stream = nullptr;
+  bool connected = false;
+  std::string worker_id;
+  double heartbeat_interval = 1.0;
+  struct Slot {
+    bool done = false;
+    v1::RendezvousResult result;
+  };
+  std::map<std::pair<std::string, std::string>, Slot> rendezvous;
+  std::mutex write_mu;  // one writer at a time on the stream
+
+  bool Send(const v1::WorkerMessage& msg) {
+    std::lock_guard<std::mutex> wl(write_mu);
+    grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>* s;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!connected) return false;
+      s = stream;
+    }
+    return s->Write(msg);
+  }
+
+  void Dispatch(const v1::CoordinatorMessage& msg) {
+    switch (msg.msg_case()) {
+      case v1::CoordinatorMessage::kAssignment:
+        handlers.on_assignment(msg.assignment());
+        break;
+      case v1::CoordinatorMessage::kCommand:
+        if (msg.command().kind() == v1::Command::ABORT) {
+          handlers.on_abort(msg.command().job_id(), msg.command().reason());
+        }
+        break;
+      case v1::CoordinatorMessage::kRendezvous: {
+        std::lock_guard<std::mutex> l(mu);
+        auto it = rendezvous.find({msg.rendezvous().job_id(), msg.rendezvous().key()});
+        if (it != rendezvous.end()) {
+          it->second.done = true;
+          it->second.result = msg.rendezvous();
+        }
+        cv.notify_all();
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // One session: returns when the stream ends. True if it registered.
+  bool Session(const std::shared_ptr<grpc::Channel>& channel) {
+    auto stub = v1::Coordinator::NewStub(channel);
+    grpc::ClientContext context;
+    auto s = stub->WorkerSession(&context);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ctx = &context;
+      reg.set_worker_id(worker_id);
+    }
+    v1::WorkerMessage hello;
+    *hello.mutable_register_() = reg;
+    v1::CoordinatorMessage first;
+    bool registered = s->Write(hello) && s->Read(&first) && first.has_registered();
+    std::thread heartbeat;
+    if (registered) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        worker_id = first.registered().worker_id();
+        heartbeat_interval = std::max(0.05, first.registered().heartbeat_interval_seconds());
+        stream = s.get();
+        connected = true;
+      }
+      spdlog::info("registered with {} as worker {}", cfg.coordinator, worker_id);
+      heartbeat = std::thread([this] {
+        std::unique_lock<std::mutex> l(mu);
+        while (connected) {
+          cv.wait_for(l, std::chrono::duration<double>(heartbeat_interval));
+          if (!connected) break;
+          l.unlock();
+          v1::WorkerMessage hb;
+          hb.mutable_heartbeat();
+          Send(hb);
+          l.lock();
+        }
+      });
+      for (v1::CoordinatorMessage msg; s->Read(&msg);) Dispatch(msg);
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      connected = false;
+      ctx = nullptr;
+    }
+    cv.notify_all();
+    context.TryCancel();
+    if (heartbeat.joinable()) heartbeat.join();
+    {
+      std::lock_guard<std::mutex> wl(write_mu);  // no writer still inside the stream
+      std::lock_guard<std::mutex> l(mu);
+      stream = nullptr;
+    }
+    const grpc::Status st = s->Finish();
+    if (registered && !stop) {
+      spdlog::warn("stream to the coordinator ended: {}", st.error_message());
+      handlers.on_disconnect(st.error_message().empty() ? "stream ended" : st.error_message());
+    }
+    return registered;
+  }
+};
+
+ControlClient::ControlClient(const WorkerConfig& cfg, v1::Register reg, Handlers handlers)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = cfg;
+  impl_->reg = std::move(reg);
+  impl_->handlers = std::move(handlers);
+}
+
+ControlClient::~ControlClient() = default;
+
+void ControlClient::Run() {
+  Impl& m = *impl_;
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  double backoff = 0.1;
+  int failures = 0;
+  while (!m.stop) {
+    auto channel =
+        grpc::CreateCustomChannel(m.cfg.coordinator, grpc::InsecureChannelCredentials(), args);
+    const auto connect_deadline =
+        std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::duration<double>(m.cfg.rpc_timeout_seconds));
+    bool ok = false;
+    if (channel->WaitForConnected(connect_deadline)) ok = m.Session(channel);
+    if (m.stop) break;
+    if (ok) {
+      backoff = 0.1;
+      failures = 0;
+    } else if (++failures == 1 || failures % 10 == 0) {
+      spdlog::warn("cannot reach the coordinator at {} (attempt {}); retrying with backoff up to {:.1f} s",
+                   m.cfg.coordinator, failures, m.cfg.reconnect_max_seconds);
+    }
+    std::unique_lock<std::mutex> l(m.mu);
+    m.cv.wait_for(l, std::chrono::duration<double>(backoff), [&] { return m.stop.load(); });
+    backoff = std::min(backoff * 2, m.cfg.reconnect_max_seconds);
+  }
+}
+
+void ControlClient::Shutdown() {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->stop = true;
+  if (impl_->ctx) impl_->ctx->TryCancel();
+  impl_->cv.notify_all();
+}
+
+bool ControlClient::Send(const v1::WorkerMessage& msg) { return impl_->Send(msg); }
+
+std::string ControlClient::worker_id() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->worker_id;
+}
+
+std::vector<std::string> ControlClient::Rendezvous(const std::string& job_id, const std::string& key,
+                                                   const std::string& value, const Deadline& deadline) {
+  Impl& m = *impl_;
+  const auto slot_key = std::make_pair(job_id, key);
+  {
+    std::lock_guard<std::mutex> l(m.mu);
+    m.rendezvous[slot_key] = Impl::Slot();
+  }
+  v1::WorkerMessage msg;
+  v1::RendezvousPublish* pub = msg.mutable_publish();
+  pub->set_job_id(job_id);
+  pub->set_key(key);
+  pub->set_value(value);
+  pub->set_timeout_seconds(std::max(0.1, deadline.SecondsLeft()));
+  if (!Send(msg)) {
+    std::lock_guard<std::mutex> l(m.mu);
+    m.rendezvous.erase(slot_key);
+    Fail(ErrorCode::kUnavailable, "rendezvous '" + key + "': not connected to the coordinator");
+  }
+  std::unique_lock<std::mutex> l(m.mu);
+  for (;;) {
+    Impl::Slot& slot = m.rendezvous[slot_key];
+    if (slot.done) {
+      v1::RendezvousResult res = slot.result;
+      m.rendezvous.erase(slot_key);
+      if (!res.ok()) Fail(ErrorCode::kAborted, res.error());
+      return {res.values().begin(), res.values().end()};
+    }
+    std::string why;
+    if (deadline.Aborted()) why = "job aborted";
+    else if (deadline.Expired()) why = "no answer from the coordinator before the deadline";
+    else if (!m.connected) why = "lost the connection to the coordinator";
+    if (!why.empty()) {
+      m.rendezvous.erase(slot_key);
+      Fail(deadline.Aborted() ? ErrorCode::kAborted : ErrorCode::kDeadlineExceeded,
+           "rendezvous '" + key + "': " + why);
+    }
+    m.cv.wait_for(l, std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace dtrain::worker

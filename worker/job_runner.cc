@@ -1,0 +1,146 @@
+#include "worker/job_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "common/job_spec.h"
+#include "worker/comm/local_communicator.h"
+#include "worker/comm/ucx_communicator.h"
+#include "worker/control_client.h"
+#include "worker/jobs/allreduce_bench.h"
+
+namespace dtrain::worker {
+namespace {
+
+std::unique_ptr<comm::Communicator> MakeCommunicator(const JobSpec& spec, const v1::Assignment& a,
+                                                     comm::UcxWorker* ucx) {
+  std::string backend = spec.allreduce.backend;
+  if (backend == "auto") backend = a.world_size() == 1 ? "local" : "ucx";
+  if (backend == "local") {
+    if (a.world_size() != 1) {
+      Fail(ErrorCode::kInvalidArgument, "allreduce.backend local needs a world of 1 rank");
+    }
+    return comm::MakeLocalCommunicator();
+  }
+  if (backend == "nccl") {
+    Fail(ErrorCode::kUnavailable,
+         "allreduce.backend nccl is not available in this worker yet (the GPU engine adds it); "
+         "use auto or ucx");
+  }
+  if (!ucx) Fail(ErrorCode::kUnavailable, "allreduce.backend ucx: UCX failed to start on this worker");
+  std::vector<comm::PeerInfo> peers;
+  for (const v1::RankInfo& p : a.peers()) {
+    peers.push_back({p.rank(), p.host(), p.worker_id(), p.ucx_address()});
+  }
+  return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), std::move(peers));
+}
+
+v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dtype,
+                             const std::vector<jobs::BenchRowResult>& rows) {
+  v1::BenchResult out;
+  out.set_backend(c.backend());
+  out.set_dtype(dtype);
+  out.set_world_size(c.world_size());
+  for (const auto& r : rows) {
+    v1::BenchRow* row = out.add_rows();
+    row->set_bytes(r.bytes);
+    row->set_count(r.count);
+    row->set_dtype(r.dtype);
+    row->set_time_us(r.time_us);
+    row->set_algbw_gbps(r.algbw_gbps);
+    row->set_busbw_gbps(r.busbw_gbps);
+    row->set_verified(r.verified);
+    row->set_iterations(r.iterations);
+  }
+  return out;
+}
+
+}  // namespace
+
+JobRunner::JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices,
+                     comm::UcxWorker* ucx, ControlClient* control)
+    : cfg_(cfg), devices_(std::move(devices)), ucx_(ucx), control_(control) {}
+
+JobRunner::~JobRunner() { AbortAndJoin("worker shutting down"); }
+
+void JobRunner::Start(const v1::Assignment& a) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!job_id_.empty()) {
+    v1::WorkerMessage msg;
+    msg.mutable_finished()->set_job_id(a.job_id());
+    msg.mutable_finished()->set_error("worker is still running job " + job_id_);
+    control_->Send(msg);
+    return;
+  }
+  if (thread_.joinable()) thread_.join();  // the last job's thread has returned
+  job_id_ = a.job_id();
+  abort_ = std::make_shared<std::atomic<bool>>(false);
+  thread_ = std::thread([this, a, abort = abort_] { Run(a, abort); });
+}
+
+void JobRunner::Abort(const std::string& job_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (job_id_ == job_id && abort_) {
+    spdlog::warn("job {}: aborting: {}", job_id, reason);
+    abort_->store(true);
+  }
+}
+
+void JobRunner::AbortAndJoin(const std::string& reason) {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (abort_ && !job_id_.empty()) {
+      spdlog::warn("job {}: aborting: {}", job_id_, reason);
+      abort_->store(true);
+    }
+    t = std::move(thread_);
+  }
+  if (t.joinable()) t.join();
+}
+
+void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) {
+  v1::WorkerMessage out;
+  v1::JobFinished* fin = out.mutable_finished();
+  fin->set_job_id(a.job_id());
+  spdlog::info("job {}: rank {} of {} starting", a.job_id(), a.rank(), a.world_size());
+  try {
+    const JobSpec spec = ParseJobSpec(a.spec_yaml());
+    const double timeout = spec.allreduce.timeout_seconds;
+    std::unique_ptr<comm::Communicator> comm = MakeCommunicator(spec, a, ucx_);
+    control_->Rendezvous(a.job_id(), "start", "", Deadline::AfterSeconds(timeout, abort.get()));
+    if (spec.kind == "allreduce-bench") {
+      const comm::DType dtype = comm::ParseDType(spec.allreduce.dtype);
+      auto rows = jobs::RunAllreduceBench(
+          *comm, spec.bench, dtype, timeout, abort.get(),
+          [&](const std::string& message, int done, int total) {
+            v1::WorkerMessage p;
+            p.mutable_progress()->set_job_id(a.job_id());
+            p.mutable_progress()->set_step(done);
+            p.mutable_progress()->set_total_steps(total);
+            p.mutable_progress()->set_eval_accuracy(-1);
+            p.mutable_progress()->set_message(message);
+            control_->Send(p);
+          });
+      *fin->mutable_bench() = BenchToProto(*comm, spec.allreduce.dtype, rows);
+    } else {
+      Fail(ErrorCode::kUnavailable, "job kind '" + spec.kind + "' is not supported by this worker yet");
+    }
+    fin->set_ok(true);
+    spdlog::info("job {}: rank {} done", a.job_id(), a.rank());
+  } catch (const std::exception& e) {
+    fin->set_ok(false);
+    fin->set_error(e.what());
+    fin->set_aborted(abort->load());
+    if (abort->load()) {
+      spdlog::warn("job {}: rank {} stopped: {}", a.job_id(), a.rank(), e.what());
+    } else {
+      spdlog::error("job {}: rank {} failed: {}", a.job_id(), a.rank(), e.what());
+    }
+  }
+  control_->Send(out);
+  std::lock_guard<std::mutex> lock(mu_);
+  job_id_.clear();
+}
+
+}  // namespace dtrain::worker

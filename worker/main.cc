@@ -1,0 +1,79 @@
+// dtrain-worker: registers with the coordinator and runs its jobs until
+// SIGINT/SIGTERM.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "worker/comm/ucx_worker.h"
+#include "worker/config.h"
+#include "worker/control_client.h"
+#include "worker/devices.h"
+#include "worker/job_runner.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace dtrain;
+  using namespace dtrain::worker;
+  try {
+    WorkerConfig cfg = ParseWorkerFlags(argc, argv);
+    InitLogging("worker-" + std::to_string(cfg.local_rank), cfg.log_level);
+    spdlog::info("dtrain-worker starting: {}", cfg.Describe());
+    std::vector<DeviceInfo> devices = DetectDevices(cfg.device, cfg.local_rank);
+    for (const auto& d : devices) {
+      spdlog::info("device: {} {} ({:.1f} GiB)", d.kind, d.name, d.memory_bytes / 1073741824.0);
+    }
+    std::unique_ptr<comm::UcxWorker> ucx;
+    try {
+      ucx = std::make_unique<comm::UcxWorker>();
+    } catch (const Error& e) {
+      spdlog::error("UCX did not start ({}); only single-worker jobs can run here", e.what());
+    }
+    v1::Register reg;
+    reg.set_host(cfg.host);
+    reg.set_local_rank(cfg.local_rank);
+    reg.set_pid(getpid());
+    reg.set_metrics_address(cfg.metrics);
+    if (ucx) reg.set_ucx_address(ucx->Address());
+    for (const auto& d : devices) {
+      v1::Device* pd = reg.add_devices();
+      pd->set_kind(d.kind);
+      pd->set_index(d.index);
+      pd->set_name(d.name);
+      pd->set_memory_bytes(d.memory_bytes);
+    }
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+
+    std::unique_ptr<JobRunner> runner;
+    ControlClient control(
+        cfg, reg,
+        {.on_assignment = [&](const v1::Assignment& a) { runner->Start(a); },
+         .on_abort = [&](const std::string& job, const std::string& why) { runner->Abort(job, why); },
+         .on_disconnect = [&](const std::string& why) {
+           runner->AbortAndJoin("lost the coordinator: " + why);
+         }});
+    runner = std::make_unique<JobRunner>(cfg, devices, ucx.get(), &control);
+    std::thread watcher([&] {
+      while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      spdlog::info("stopping");
+      runner->AbortAndJoin("worker stopping");
+      control.Shutdown();
+    });
+    control.Run();
+    g_stop = true;
+    watcher.join();
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dtrain-worker: %s\n", e.what());
+    return 2;
+  }
+}
