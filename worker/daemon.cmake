@@ -8,5 +8,5 @@ if(DTRAIN_HAVE_CUDA)
 endif()
 
 add_executable(dtrain-worker main.cc config.cc control_client.cc job_runner.cc)
-target_link_libraries(dtrain-worker PRIVATE dtrain_worker_devices dtrain_jobs dtrain_comm
+target_link_libraries(dtrain-worker PRIVATE dtrain_worker_devices dtrain_jobs dtrain_trainer dtrain_comm
   dtrain_proto dtrain_common gRPC::grpc++ CLI11::CLI11)

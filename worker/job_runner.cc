@@ -8,6 +8,9 @@
 #include "worker/comm/ucx_communicator.h"
 #include "worker/control_client.h"
 #include "worker/jobs/allreduce_bench.h"
+#include "worker/trainer/trainer.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace dtrain::worker {
 namespace {
@@ -123,8 +126,47 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
             control_->Send(p);
           });
       *fin->mutable_bench() = BenchToProto(*comm, spec.allreduce.dtype, rows);
+    } else if (spec.kind == "train") {
+      if (spec.device == "cuda" || (spec.device == "auto" && devices_.at(0).kind == "cuda")) {
+        spdlog::warn("job {}: the CUDA engine is not built yet; training on the CPU", a.job_id());
+      }
+      openblas_set_num_threads(cfg_.blas_threads);
+      trainer::TrainEnv env;
+      env.rank = a.rank();
+      env.world_size = a.world_size();
+      env.seed = a.seed();
+      env.comm = comm.get();
+      env.abort = abort.get();
+      env.on_progress = [&](const trainer::TrainProgress& tp) {
+        v1::WorkerMessage m;
+        v1::Progress* p = m.mutable_progress();
+        p->set_job_id(a.job_id());
+        p->set_step(tp.step);
+        p->set_total_steps(tp.total_steps);
+        p->set_epoch(tp.epoch);
+        p->set_loss(tp.loss);
+        p->set_images_per_second(tp.images_per_second);
+        p->set_compute_images_per_second(tp.compute_images_per_second);
+        p->set_eval_accuracy(tp.eval_accuracy);
+        p->set_learning_rate(tp.learning_rate);
+        p->set_message(tp.message);
+        p->set_data_seconds(tp.data_seconds);
+        p->set_compute_seconds(tp.compute_seconds);
+        p->set_comm_seconds(tp.comm_seconds);
+        p->set_update_seconds(tp.update_seconds);
+        control_->Send(m);
+      };
+      const trainer::TrainOutcome o = trainer::RunTraining(spec, env);
+      v1::TrainResult* t = fin->mutable_train();
+      t->set_steps(o.steps);
+      t->set_epochs(o.epochs);
+      t->set_final_loss(o.final_loss);
+      t->set_eval_accuracy(o.eval_accuracy);
+      t->set_images_per_second(o.images_per_second);
+      t->set_seconds(o.seconds);
+      t->set_reached_target(o.reached_target);
     } else {
-      Fail(ErrorCode::kUnavailable, "job kind '" + spec.kind + "' is not supported by this worker yet");
+      Fail(ErrorCode::kInvalidArgument, "job kind '" + spec.kind + "' is not supported");
     }
     fin->set_ok(true);
     spdlog::info("job {}: rank {} done", a.job_id(), a.rank());

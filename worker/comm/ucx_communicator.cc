@@ -1,0 +1,443 @@
+#include "worker/comm/ucx_communicator.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <string>
+
+#include "common/error.h"
+#include "worker/comm/reduce.h"
+
+namespace dtrain::comm {
+namespace {
+
+// Segment size and receive window: each ring step moves its chunk in segments
+// of kSegBytes, with up to kWindow receives in flight; received segments land
+// in a cache-sized scratch ring and are reduced while the next ones arrive.
+constexpr size_t kSegBytes = size_t(512) << 10;
+constexpr int kWindow = 4;
+constexpr int kPollsPerCheck = 64;   // clock/abort/peer checks every N polls
+constexpr int kIdlePollsToYield = 32;  // idle polls before yielding the core
+
+struct PeerLink {
+  ucp_ep_h ep = nullptr;
+  ucs_status_t error = UCS_OK;  // set by UCX's error callback during Progress()
+};
+
+void OnPeerError(void* arg, ucp_ep_h, ucs_status_t status) {
+  auto* link = static_cast<PeerLink*>(arg);
+  if (link->error == UCS_OK) link->error = status;
+}
+
+struct Pending {
+  void* req;
+  int peer;
+  size_t bytes;
+};
+
+// Where in a collective a wait happens, for error messages.
+struct Where {
+  const char* phase;  // "reduce-scatter", "all-gather", "chain", "round"
+  int step;           // 0-based
+  int steps;
+};
+
+class UcxCommunicator final : public Communicator {
+ public:
+  UcxCommunicator(UcxWorker& worker, uint32_t job_seq, int rank, std::vector<PeerInfo> peers)
+      : w_(worker), job_seq_(job_seq), rank_(rank), n_(int(peers.size())),
+        peers_(std::move(peers)), links_(peers_.size()) {}
+
+  ~UcxCommunicator() override {
+    std::vector<ucp_ep_h> eps;
+    for (auto& l : links_) eps.push_back(l.ep);
+    w_.Close(eps, /*force=*/broken_, Deadline::After(std::chrono::seconds(2)));
+    std::free(scratch_);
+  }
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return n_; }
+  const char* backend() const override { return "ucx"; }
+
+  void AllReduce(void* data, size_t count, DType dtype, ReduceOp op,
+                 const Deadline& deadline) override;
+  void Broadcast(void* data, size_t bytes, int root, const Deadline& deadline) override;
+  void Barrier(const Deadline& deadline) override;
+
+ private:
+  void Begin(const char* name, const Deadline& deadline);
+  ucp_ep_h Ep(int peer);
+  void PostSend(int peer, const void* buf, size_t bytes, const Where& where);
+  void PostRecv(int src, void* buf, size_t bytes, const Where& where);
+  void WaitFrontRecv(const Where& where);
+  void ReapSends(const Where& where);
+  void WaitAllSends(const Where& where);
+  void Poll();
+  void Check(const Where& where, int waiting_on);
+  [[noreturn]] void FailCall(ErrorCode code, const Where& where, const std::string& what);
+  void Abandon();
+  std::string Who(int peer) const;
+  char* Scratch(size_t bytes);
+
+  UcxWorker& w_;
+  const uint32_t job_seq_;
+  const int rank_;
+  const int n_;
+  const std::vector<PeerInfo> peers_;
+  std::vector<PeerLink> links_;  // sized once: error callbacks hold pointers
+
+  // The current call.
+  const char* call_name_ = "";
+  uint32_t call_seq_ = 0;
+  Clock::time_point call_start_;
+  const Deadline* deadline_ = nullptr;
+  int polls_ = 0;
+  int idle_ = 0;
+  std::deque<Pending> recvs_;  // posted, completed in order
+  std::deque<Pending> sends_;
+
+  bool broken_ = false;
+  std::string broken_reason_;
+  char* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  char token_ = 1;
+  char sink_ = 0;
+};
+
+std::string UcxCommunicator::Who(int peer) const {
+  return "rank " + std::to_string(peer) + " (host " + peers_[peer].host + ")";
+}
+
+char* UcxCommunicator::Scratch(size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    std::free(scratch_);
+    scratch_bytes_ = (bytes + 4095) / 4096 * 4096;
+    scratch_ = static_cast<char*>(std::aligned_alloc(4096, scratch_bytes_));
+    if (!scratch_) Fail(ErrorCode::kInternal, "ucx communicator: out of memory for scratch");
+  }
+  return scratch_;
+}
+
+void UcxCommunicator::Begin(const char* name, const Deadline& deadline) {
+  if (broken_) {
+    Fail(ErrorCode::kAborted, std::string(name) + ": communicator unusable after an earlier failure: " +
+                                  broken_reason_);
+  }
+  call_name_ = name;
+  ++call_seq_;
+  call_start_ = Clock::now();
+  deadline_ = &deadline;
+  polls_ = 0;
+}
+
+ucp_ep_h UcxCommunicator::Ep(int peer) {
+  PeerLink& l = links_[peer];
+  if (!l.ep) l.ep = w_.Connect(peers_[peer].ucx_address, &OnPeerError, &l);
+  return l.ep;
+}
+
+void UcxCommunicator::PostSend(int peer, const void* buf, size_t bytes, const Where& where) {
+  ucp_request_param_t p{};
+  void* req = ucp_tag_send_nbx(Ep(peer), buf, bytes, UcxTag(job_seq_, rank_, call_seq_), &p);
+  if (UCS_PTR_IS_ERR(req)) {
+    FailCall(ErrorCode::kUnavailable, where,
+             "cannot send to " + Who(peer) + ": " + ucs_status_string(UCS_PTR_STATUS(req)));
+  }
+  if (req) sends_.push_back({req, peer, bytes});
+}
+
+void UcxCommunicator::PostRecv(int src, void* buf, size_t bytes, const Where& where) {
+  ucp_request_param_t p{};
+  void* req = ucp_tag_recv_nbx(w_.worker(), buf, bytes, UcxTag(job_seq_, src, call_seq_),
+                               kUcxFullTagMask, &p);
+  if (UCS_PTR_IS_ERR(req)) {
+    FailCall(ErrorCode::kInternal, where,
+             "cannot post receive from " + Who(src) + ": " + ucs_status_string(UCS_PTR_STATUS(req)));
+  }
+  recvs_.push_back({req, src, bytes});
+}
+
+void UcxCommunicator::Poll() {
+  if (w_.Progress() == 0) {
+    if (++idle_ >= kIdlePollsToYield) {
+      idle_ = 0;
+      sched_yield();  // oversubscribed cores: let the peer run
+    }
+  } else {
+    idle_ = 0;
+  }
+}
+
+void UcxCommunicator::WaitFrontRecv(const Where& where) {
+  Pending& r = recvs_.front();
+  ucp_tag_recv_info_t info{};
+  ucs_status_t st = UCS_OK;
+  if (r.req) {
+    while ((st = ucp_tag_recv_request_test(r.req, &info)) == UCS_INPROGRESS) {
+      Poll();
+      if (++polls_ >= kPollsPerCheck) {
+        polls_ = 0;
+        Check(where, r.peer);
+      }
+    }
+  } else {
+    info.length = r.bytes;
+  }
+  if (st != UCS_OK) {
+    FailCall(ErrorCode::kUnavailable, where,
+             "receive from " + Who(r.peer) + " failed: " + ucs_status_string(st) +
+                 (st == UCS_ERR_MESSAGE_TRUNCATED ? " (ranks disagree on count, dtype or root)" : ""));
+  }
+  if (info.length != r.bytes) {
+    FailCall(ErrorCode::kInternal, where,
+             Who(r.peer) + " sent " + std::to_string(info.length) + " bytes, expected " +
+                 std::to_string(r.bytes) + " (ranks disagree on count, dtype or root)");
+  }
+  if (r.req) ucp_request_free(r.req);
+  recvs_.pop_front();
+}
+
+void UcxCommunicator::ReapSends(const Where& where) {
+  while (!sends_.empty()) {
+    ucs_status_t st = ucp_request_check_status(sends_.front().req);
+    if (st == UCS_INPROGRESS) return;
+    if (st != UCS_OK) {
+      FailCall(ErrorCode::kUnavailable, where,
+               "send to " + Who(sends_.front().peer) + " failed: " + ucs_status_string(st));
+    }
+    ucp_request_free(sends_.front().req);
+    sends_.pop_front();
+  }
+}
+
+void UcxCommunicator::WaitAllSends(const Where& where) {
+  for (;;) {
+    ReapSends(where);
+    if (sends_.empty()) return;
+    Poll();
+    if (++polls_ >= kPollsPerCheck) {
+      polls_ = 0;
+      Check(where, -1);
+    }
+  }
+}
+
+void UcxCommunicator::Check(const Where& where, int waiting_on) {
+  if (deadline_->Aborted()) {
+    FailCall(ErrorCode::kAborted, where,
+             "aborted (job cancelled or a peer failed)" +
+                 (waiting_on >= 0 ? " while waiting for data from " + Who(waiting_on) : std::string()));
+  }
+  auto failed = [&](int peer) {
+    FailCall(ErrorCode::kUnavailable, where,
+             "connection to " + Who(peer) + " failed (" + ucs_status_string(links_[peer].error) +
+                 "): that process probably died or its host is unreachable");
+  };
+  if (waiting_on >= 0 && links_[waiting_on].error != UCS_OK) failed(waiting_on);
+  for (const Pending& s : sends_) {
+    if (links_[s.peer].error != UCS_OK) failed(s.peer);
+  }
+  if (!deadline_->Expired()) return;
+
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f s",
+                std::chrono::duration<double>(Clock::now() - call_start_).count());
+  std::string what;
+  if (waiting_on >= 0) what = "no data from " + Who(waiting_on);
+  std::vector<int> slow;
+  for (const Pending& s : sends_) {
+    if (std::find(slow.begin(), slow.end(), s.peer) == slow.end()) slow.push_back(s.peer);
+  }
+  for (int peer : slow) {
+    if (!what.empty()) what += "; ";
+    what += Who(peer) + " has not taken the data sent to it";
+  }
+  FailCall(ErrorCode::kDeadlineExceeded, where, what + " within " + secs);
+}
+
+void UcxCommunicator::FailCall(ErrorCode code, const Where& where, const std::string& what) {
+  std::string msg = std::string(call_name_) + " " + where.phase + " step " +
+                    std::to_string(where.step + 1) + "/" + std::to_string(where.steps) +
+                    " [job " + std::to_string(job_seq_) + ", rank " + std::to_string(rank_) +
+                    " of " + std::to_string(n_) + "]: " + what;
+  Abandon();
+  broken_ = true;
+  broken_reason_ = msg;
+  Fail(code, msg);
+}
+
+// Gives up on everything in flight: the user's buffer must not be touched by
+// UCX after the failing call returns, so receives are cancelled and the
+// endpoints force-closed (which completes their sends with an error).
+void UcxCommunicator::Abandon() {
+  for (const Pending& r : recvs_) {
+    if (r.req) ucp_request_cancel(w_.worker(), r.req);
+  }
+  std::vector<ucp_ep_h> eps;
+  for (auto& l : links_) {
+    eps.push_back(l.ep);
+    l.ep = nullptr;
+  }
+  const Deadline grace = Deadline::After(std::chrono::seconds(1));
+  w_.Close(eps, /*force=*/true, grace);
+  for (auto* q : {&recvs_, &sends_}) {
+    for (const Pending& r : *q) {
+      if (!r.req) continue;
+      while (ucp_request_check_status(r.req) == UCS_INPROGRESS && !grace.Expired()) w_.Progress();
+      ucp_request_free(r.req);
+    }
+    q->clear();
+  }
+}
+
+void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp op,
+                                const Deadline& deadline) {
+  if (!data && count > 0) Fail(ErrorCode::kInvalidArgument, "allreduce: null buffer");
+  Begin("allreduce", deadline);
+  if (count == 0 || n_ == 1) return;
+
+  const size_t es = DTypeSize(dtype);
+  char* base = static_cast<char*>(data);
+  const size_t per = count / n_, extra = count % n_;
+  auto off = [&](int c) { return c * per + std::min<size_t>(c, extra); };
+  auto len = [&](int c) { return per + (size_t(c) < extra ? 1 : 0); };
+  const size_t seg = std::max<size_t>(1, kSegBytes / es);  // elements per segment
+  auto nseg = [&](int c) { return (len(c) + seg - 1) / seg; };
+  auto seg_ptr = [&](int c, size_t k) { return base + (off(c) + k * seg) * es; };
+  auto seg_bytes = [&](int c, size_t k) { return std::min(seg, len(c) - k * seg) * es; };
+
+  const int right = (rank_ + 1) % n_, left = (rank_ + n_ - 1) % n_;
+  const int steps = 2 * (n_ - 1);  // n-1 reduce-scatter steps, then n-1 all-gather steps
+  auto send_chunk = [&](int t) { return ((rank_ - t) % n_ + n_) % n_; };
+  auto recv_chunk = [&](int t) { return ((rank_ - t - 1) % n_ + n_) % n_; };
+  auto where = [&](int t) {
+    return t < n_ - 1 ? Where{"reduce-scatter", t, steps} : Where{"all-gather", t, steps};
+  };
+  // Receive cursor over (step, segment), skipping empty chunks.
+  auto skip = [&](int& t, size_t& k) {
+    while (t < steps && k >= nseg(recv_chunk(t))) { ++t; k = 0; }
+  };
+  char* scratch = Scratch(kWindow * seg * es);
+  const float last_scale = op == ReduceOp::kAvg ? 1.0f / float(n_) : 1.0f;
+  Ep(left);
+  Ep(right);
+
+  // Step 0 sends come straight from the user's buffer; every later send is
+  // posted as soon as the segment it forwards has been received and reduced.
+  for (size_t k = 0, c = send_chunk(0); k < nseg(c); ++k)
+    PostSend(right, seg_ptr(c, k), seg_bytes(c, k), where(0));
+
+  int pt = 0, dt = 0;  // next (step, segment) to post / to complete
+  size_t pk = 0, dk = 0;
+  uint64_t posted = 0, done = 0;
+  skip(pt, pk);
+  skip(dt, dk);
+  while (dt < steps) {
+    while (pt < steps && posted - done < kWindow) {
+      const int c = recv_chunk(pt);
+      char* dst = pt < n_ - 1 ? scratch + (posted % kWindow) * seg * es : seg_ptr(c, pk);
+      PostRecv(left, dst, seg_bytes(c, pk), where(pt));
+      ++posted;
+      ++pk;
+      skip(pt, pk);
+    }
+    WaitFrontRecv(where(dt));
+    const int c = recv_chunk(dt);
+    if (dt < n_ - 1) {
+      ReduceInto(seg_ptr(c, dk), scratch + (done % kWindow) * seg * es, seg_bytes(c, dk) / es,
+                 dtype, dt == n_ - 2 ? last_scale : 1.0f);
+    }
+    ++done;
+    if (dt + 1 < steps) PostSend(right, seg_ptr(c, dk), seg_bytes(c, dk), where(dt + 1));
+    ReapSends(where(dt));
+    ++dk;
+    skip(dt, dk);
+  }
+  WaitAllSends(where(steps - 1));
+}
+
+void UcxCommunicator::Broadcast(void* data, size_t bytes, int root, const Deadline& deadline) {
+  if (root < 0 || root >= n_) {
+    Fail(ErrorCode::kInvalidArgument, "broadcast: root " + std::to_string(root) +
+                                          " out of range [0, " + std::to_string(n_) + ")");
+  }
+  if (!data && bytes > 0) Fail(ErrorCode::kInvalidArgument, "broadcast: null buffer");
+  Begin("broadcast", deadline);
+  if (bytes == 0 || n_ == 1) return;
+
+  // Pipelined chain root -> root+1 -> ... ; each segment is forwarded on arrival.
+  char* base = static_cast<char*>(data);
+  const int pos = (rank_ - root + n_) % n_;
+  const int next = (rank_ + 1) % n_, prev = (rank_ + n_ - 1) % n_;
+  const bool forward = pos < n_ - 1;
+  const size_t nseg = (bytes + kSegBytes - 1) / kSegBytes;
+  auto len = [&](size_t k) { return std::min(kSegBytes, bytes - k * kSegBytes); };
+  const Where where{"chain", pos, n_};
+  if (forward) Ep(next);
+  if (pos == 0) {
+    for (size_t k = 0; k < nseg; ++k) PostSend(next, base + k * kSegBytes, len(k), where);
+  } else {
+    Ep(prev);
+    size_t posted = 0;
+    for (size_t k = 0; k < nseg; ++k) {
+      while (posted < nseg && posted - k < size_t(kWindow)) {
+        PostRecv(prev, base + posted * kSegBytes, len(posted), where);
+        ++posted;
+      }
+      WaitFrontRecv(where);
+      if (forward) PostSend(next, base + k * kSegBytes, len(k), where);
+      ReapSends(where);
+    }
+  }
+  WaitAllSends(where);
+}
+
+void UcxCommunicator::Barrier(const Deadline& deadline) {
+  Begin("barrier", deadline);
+  if (n_ == 1) return;
+  // Dissemination: in round i, signal rank+2^i and hear from rank-2^i.
+  int rounds = 0;
+  for (int d = 1; d < n_; d <<= 1) ++rounds;
+  int round = 0;
+  for (int d = 1; d < n_; d <<= 1, ++round) {
+    const Where where{"round", round, rounds};
+    const int to = (rank_ + d) % n_, from = (rank_ - d + n_) % n_;
+    Ep(from);
+    PostRecv(from, &sink_, 1, where);
+    PostSend(to, &token_, 1, where);
+    WaitFrontRecv(where);
+  }
+  WaitAllSends(Where{"round", rounds - 1, rounds});
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t job_seq, int rank,
+                                                  std::vector<PeerInfo> peers) {
+  const int n = int(peers.size());
+  if (n < 1 || n > kMaxUcxRanks) {
+    Fail(ErrorCode::kInvalidArgument, "ucx communicator: world size " + std::to_string(n) +
+                                          " out of range [1, " + std::to_string(kMaxUcxRanks) + "]");
+  }
+  if (rank < 0 || rank >= n) {
+    Fail(ErrorCode::kInvalidArgument, "ucx communicator: rank " + std::to_string(rank) +
+                                          " out of range [0, " + std::to_string(n) + ")");
+  }
+  for (int i = 0; i < n; ++i) {
+    if (peers[i].rank != i) {
+      Fail(ErrorCode::kInvalidArgument, "ucx communicator: peers must be in rank order; entry " +
+                                            std::to_string(i) + " has rank " +
+                                            std::to_string(peers[i].rank));
+    }
+    if (i != rank && peers[i].ucx_address.empty()) {
+      Fail(ErrorCode::kInvalidArgument, "ucx communicator: rank " + std::to_string(i) + " (host " +
+                                            peers[i].host + ") has no UCX address");
+    }
+  }
+  return std::make_unique<UcxCommunicator>(worker, job_seq, rank, std::move(peers));
+}
+
+}  // namespace dtrain::comm

@@ -1,0 +1,24 @@
+// UCX backend of Communicator, over the daemon's long-lived UcxWorker.
+// AllReduce: ring reduce-scatter + all-gather, each step cut into segments that
+// are pipelined across steps (a segment is forwarded as soon as it is reduced),
+// with a small window of receives in flight so transfer overlaps reduction;
+// sends go straight from the user buffer and all-gather receives land in it.
+// Broadcast: pipelined chain from the root. Barrier: dissemination.
+// Messages are tagged (job_seq, source rank, call sequence): see UcxTag.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "worker/comm/communicator.h"
+#include "worker/comm/ucx_worker.h"
+
+namespace dtrain::comm {
+
+// `peers` lists all ranks in rank order (peers[i].rank == i); peers[rank] is
+// this process. Throws kInvalidArgument on an inconsistent peer list.
+std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t job_seq,
+                                                  int rank, std::vector<PeerInfo> peers);
+
+}  // namespace dtrain::comm

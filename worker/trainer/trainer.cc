@@ -1,0 +1,189 @@
+#include "worker/trainer/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+
+#include "common/error.h"
+#include "worker/data/dataset.h"
+#include "worker/data/loader.h"
+#include "worker/model/model.h"
+#include "worker/optim/lr_schedule.h"
+#include "worker/optim/optimizer.h"
+#include "worker/trainer/grad_allreducer.h"
+
+namespace dtrain::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Top-1 accuracy over the whole test set: each rank predicts its share, the
+// counts are summed over ranks.
+double Evaluate(model::Model<float>& m, const std::shared_ptr<const data::Dataset>& test,
+                const JobSpec& spec, const TrainEnv& env) {
+  data::EvalIterator it(test, env.world_size, env.rank, spec.batch_per_worker);
+  double counts[2] = {0, 0};  // correct, seen (exact in fp32 below 2^24)
+  data::Batch b;
+  while (it.Next(&b)) {
+    counts[0] += static_cast<double>(m.Predict(b.images.data(), b.labels.data(), int(b.size)));
+    counts[1] += static_cast<double>(b.size);
+  }
+  float c[2] = {float(counts[0]), float(counts[1])};
+  env.comm->AllReduce(c, 2, comm::DType::kF32, comm::ReduceOp::kSum,
+                      Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+  return c[1] > 0 ? c[0] / c[1] : 0.0;
+}
+
+void CheckAbort(const TrainEnv& env) {
+  if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
+}
+
+}  // namespace
+
+TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
+  if (!env.comm) Fail(ErrorCode::kInvalidArgument, "RunTraining: no communicator");
+  if (spec.precision != "fp32") {
+    Fail(ErrorCode::kInvalidArgument,
+         "precision '" + spec.precision + "' needs the CUDA backend; the CPU backend computes in fp32");
+  }
+  const auto t_start = Clock::now();
+  data::TrainTest sets = data::LoadDataset(spec.dataset, env.seed);
+  auto train = std::make_shared<const data::Dataset>(std::move(sets.train));
+  auto test = std::make_shared<const data::Dataset>(std::move(sets.test));
+  if (train->height != train->width) {
+    Fail(ErrorCode::kInvalidArgument, "the data set's images are not square");
+  }
+
+  model::ModelOptions mo;
+  mo.in_channels = train->channels;
+  mo.num_classes = train->classes;
+  mo.image_size = train->height;
+  mo.bn_momentum = spec.bn_momentum;
+  mo.bn_epsilon = spec.bn_epsilon;
+  mo.zero_init_residual = spec.zero_init_residual;
+  mo.max_batch = spec.batch_per_worker;
+  auto model = model::BuildModel<float>(spec.model, mo, env.seed);
+
+  std::vector<cpu::TensorSlice> slices;
+  std::vector<GradTensor> grad_tensors;
+  for (const auto& t : model->tensors()) {
+    slices.push_back({int64_t(t.offset), int64_t(t.size), t.no_decay});
+    grad_tensors.push_back({t.offset, t.size});
+  }
+  optim::Optimizer optimizer(spec.optimizer, slices, int64_t(model->num_params()));
+  optim::LrSchedule schedule(spec.schedule);
+  GradAllreducer reducer(*env.comm, grad_tensors, model->grads(), spec.allreduce.bucket_mb,
+                         comm::ParseDType(spec.allreduce.dtype), spec.allreduce.timeout_seconds,
+                         env.abort);
+
+  data::LoaderOptions lo;
+  lo.world_size = env.world_size;
+  lo.rank = env.rank;
+  lo.batch_per_rank = spec.batch_per_worker;
+  lo.seed = env.seed;
+  lo.augment = spec.augment;
+  data::BatchLoader loader(train, lo);
+  const int64_t spe = loader.steps_per_epoch();
+  int64_t total = spe * spec.epochs;
+  if (spec.max_steps > 0) total = std::min(total, spec.max_steps);
+  const int64_t eval_every = std::max<int64_t>(1, std::llround(spec.eval_every_epochs * double(spe)));
+  if (env.rank == 0) {
+    spdlog::info("training {} ({} params, {} tensors, {} buckets of >= {} MiB, wire {}) on {} "
+                 "images x {} ranks, batch {} per rank, {} steps per epoch, {} steps",
+                 spec.model, model->num_params(), model->tensors().size(), reducer.num_buckets(),
+                 spec.allreduce.bucket_mb, spec.allreduce.dtype, train->size, env.world_size,
+                 spec.batch_per_worker, spe, total);
+  }
+
+  TrainOutcome out;
+  TrainProgress p;
+  p.total_steps = total;
+  const int64_t warm = std::min<int64_t>(3, total / 2);  // steps left out of the means
+  double sum_step = 0, sum_data = 0, sum_compute = 0, sum_comm = 0, sum_update = 0;
+  int64_t measured = 0;
+  const auto t_loop = Clock::now();
+  const std::function<void(int)> ready = [&](int t) { reducer.OnTensorReady(t); };
+  for (int64_t step = 0; step < total; ++step) {
+    CheckAbort(env);
+    const auto t0 = Clock::now();
+    data::Batch batch = loader.Next(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+    const auto t1 = Clock::now();
+    reducer.BeginStep();
+    const model::StepResult r = model->Forward(batch.images.data(), batch.labels.data(),
+                                               int(batch.size), true, spec.label_smoothing);
+    model->Backward(ready);
+    const auto t2 = Clock::now();
+    p.comm_seconds = reducer.WaitAll();
+    const auto t3 = Clock::now();
+    const double lr = schedule.lr(step, spe, total);
+    optimizer.Step({model->params(), model->num_params()}, {model->grads(), model->num_params()}, lr);
+    const auto t4 = Clock::now();
+    if (!std::isfinite(r.loss)) {
+      Fail(ErrorCode::kInternal, "loss is " + std::to_string(r.loss) + " at step " +
+                                     std::to_string(step) + ": lower schedule.base_lr");
+    }
+    p.data_seconds = std::chrono::duration<double>(t1 - t0).count();
+    p.compute_seconds = std::chrono::duration<double>(t2 - t1).count();
+    p.update_seconds = std::chrono::duration<double>(t4 - t3).count();
+    const double step_s = std::chrono::duration<double>(t4 - t0).count();
+    if (step >= warm) {
+      sum_step += step_s;
+      sum_data += p.data_seconds;
+      sum_compute += p.compute_seconds;
+      sum_comm += p.comm_seconds;
+      sum_update += p.update_seconds;
+      ++measured;
+    }
+    const double mean_step = measured ? sum_step / measured : step_s;
+    const double mean_compute = measured ? (sum_compute + sum_update) / measured
+                                         : p.compute_seconds + p.update_seconds;
+    p.step = step + 1;
+    p.epoch = int(step / spe);
+    p.loss = r.loss;
+    p.learning_rate = lr;
+    p.images_per_second = env.world_size * spec.batch_per_worker / mean_step;
+    p.compute_images_per_second = spec.batch_per_worker / mean_compute;
+    if (env.losses) env.losses->push_back(r.loss);
+    out.final_loss = r.loss;
+
+    const bool last = step + 1 == total;
+    if ((step + 1) % eval_every == 0 || last) {
+      p.eval_accuracy = Evaluate(*model, test, spec, env);
+      if (env.rank == 0) {
+        spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}, {:.0f} img/s",
+                     p.step, total, p.epoch, p.loss, p.eval_accuracy, p.images_per_second);
+      }
+      if (spec.target_accuracy > 0 && p.eval_accuracy >= spec.target_accuracy) {
+        out.reached_target = true;
+      }
+    }
+    p.message = "epoch " + std::to_string(p.epoch + 1) + "/" + std::to_string(spec.epochs) +
+                ", lr " + std::to_string(lr).substr(0, 7);
+    if (env.on_progress) env.on_progress(p);
+    out.steps = p.step;
+    if (out.reached_target) break;
+  }
+  out.epochs = int((out.steps + spe - 1) / spe);
+  out.eval_accuracy = p.eval_accuracy;
+  out.seconds = Since(t_loop);
+  out.images_per_second = p.images_per_second;
+  if (measured > 0) {
+    out.data_seconds = sum_data / measured;
+    out.compute_seconds = sum_compute / measured;
+    out.comm_seconds = sum_comm / measured;
+    out.update_seconds = sum_update / measured;
+  }
+  out.weight_checksum = model->Checksum();
+  if (env.final_params) env.final_params->assign(model->params(), model->params() + model->num_params());
+  spdlog::info("rank {}: trained {} steps in {:.1f} s (setup {:.1f} s), accuracy {:.4f}",
+               env.rank, out.steps, out.seconds, Since(t_start) - out.seconds, out.eval_accuracy);
+  return out;
+}
+
+}  // namespace dtrain::trainer

@@ -1,0 +1,64 @@
+// RunTraining: the data-parallel training loop of one rank on the CPU backend
+// (DESIGN.md, "One training step"): data -> forward -> backward with bucketed
+// gradient averaging overlapped (GradAllreducer) -> optimizer update ->
+// progress. Every rank builds the same weights from the job seed (no
+// broadcast), reads its own shard, and evaluates its share of the test set;
+// correct counts are summed over ranks so every rank reports the same
+// accuracy, and `target_accuracy` stops all ranks at the same step. Knows
+// nothing of gRPC: progress goes to a callback.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/job_spec.h"
+#include "worker/comm/communicator.h"
+
+namespace dtrain::trainer {
+
+struct TrainProgress {
+  int64_t step = 0;  // steps done
+  int64_t total_steps = 0;
+  int epoch = 0;
+  double loss = 0;                       // this rank's mean loss of the last step
+  double images_per_second = 0;          // global: world x this rank's rate
+  double compute_images_per_second = 0;  // this rank, data and communication excluded
+  double eval_accuracy = -1;             // last evaluation, -1 before the first
+  double learning_rate = 0;
+  double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
+  std::string message;
+};
+
+struct TrainOutcome {
+  int64_t steps = 0;
+  int epochs = 0;
+  double final_loss = 0;
+  double eval_accuracy = -1;
+  double images_per_second = 0;  // global, mean after the first steps
+  double seconds = 0;
+  bool reached_target = false;
+  uint64_t weight_checksum = 0;
+  // Mean seconds per step by phase (after warm-up).
+  double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
+};
+
+struct TrainEnv {
+  int rank = 0;
+  int world_size = 1;
+  uint64_t seed = 0;
+  comm::Communicator* comm = nullptr;
+  const std::atomic<bool>* abort = nullptr;
+  std::function<void(const TrainProgress&)> on_progress;  // after every step
+  // For tests and benches (may be null): every step's loss, the final weights.
+  std::vector<double>* losses = nullptr;
+  std::vector<float>* final_params = nullptr;
+};
+
+// Throws dtrain::Error: bad spec for this backend, data errors, communication
+// errors (naming ranks and hosts), kAborted when env.abort is set.
+TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env);
+
+}  // namespace dtrain::trainer
