@@ -300,6 +300,7 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
   r.Get("bn_momentum", s.bn_momentum, "a number");
   r.Get("bn_epsilon", s.bn_epsilon, "a number");
   r.Get("zero_init_residual", s.zero_init_residual, "true or false");
+  r.Get("batch_norm", s.batch_norm, "true or false");
   {
     Reader o = r.Sub("augment");
     o.Get("crop_padding", s.augment.crop_padding, "an integer");
@@ -370,6 +371,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "bn_momentum" << YAML::Value << s.bn_momentum;
   e << YAML::Key << "bn_epsilon" << YAML::Value << s.bn_epsilon;
   e << YAML::Key << "zero_init_residual" << YAML::Value << s.zero_init_residual;
+  e << YAML::Key << "batch_norm" << YAML::Value << s.batch_norm;
   e << YAML::Key << "augment" << YAML::Value << YAML::BeginMap
     << YAML::Key << "crop_padding" << YAML::Value << s.augment.crop_padding
     << YAML::Key << "flip" << YAML::Value << s.augment.flip << YAML::EndMap;

@@ -83,6 +83,9 @@ struct JobSpec {
   double bn_momentum = 0.9;      // running = m * running + (1 - m) * batch
   double bn_epsilon = 1.0e-5;
   bool zero_init_residual = true;  // zero gamma of the last BN of each block
+  // false: no batch statistics; each BN becomes a learned per-channel affine
+  // (gamma * x + beta). Makes ranks exactly equivalent to one big batch.
+  bool batch_norm = true;
   AugmentSpec augment;
   std::string device = "auto";  // auto | cpu | cuda (the worker's own flag wins)
   BenchSpec bench;

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     try {
       ucx = std::make_unique<comm::UcxWorker>();
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::kInvalidArgument) throw;  // a bad setting: say so and stop
       spdlog::error("UCX did not start ({}); only single-worker jobs can run here", e.what());
     }
     v1::Register reg;

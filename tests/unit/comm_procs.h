@@ -4,7 +4,10 @@
 // everyone's; then it runs body(rank, worker, peers) and exits with the body's
 // return value (3 on an exception, printed to stderr). The parent never hangs:
 // children still running at the timeout are killed (their code is then -1).
-// Peers are named host "h<rank>", worker "w<rank>".
+// Peers are named host "h<rank>" (so endpoints use UCX peer-failure mode), or
+// all host "h0" with RunOptions.one_host (the worker's same-host mode, by
+// default NONE: shared memory + CMA); worker "w<rank>". RunOptions.parent runs
+// in the parent once every child has its peers, while they run (to kill one).
 #pragma once
 
 #include <poll.h>
@@ -26,6 +29,11 @@
 namespace dtrain::comm::testing {
 
 using RankBody = std::function<int(int rank, UcxWorker& worker, std::vector<PeerInfo> peers)>;
+
+struct RunOptions {
+  bool one_host = false;
+  std::function<void(const std::vector<pid_t>& pids)> parent;
+};
 
 inline bool WriteAll(int fd, const void* p, size_t n) {
   auto* c = static_cast<const char*>(p);
@@ -68,7 +76,8 @@ inline bool RecvString(int fd, std::string* s, int timeout_ms) {
   return ReadAll(fd, s->data(), len, timeout_ms);
 }
 
-[[noreturn]] inline void ChildMain(int rank, int n, int up, int down, const RankBody& body) {
+[[noreturn]] inline void ChildMain(int rank, int n, int up, int down, const RankBody& body,
+                                   bool one_host) {
   int code = 3;
   try {
     DefaultUcxToLoopback();
@@ -77,7 +86,7 @@ inline bool RecvString(int fd, std::string* s, int timeout_ms) {
     std::vector<PeerInfo> peers(n);
     for (int i = 0; i < n; ++i) {
       peers[i].rank = i;
-      peers[i].host = "h" + std::to_string(i);
+      peers[i].host = "h" + std::to_string(one_host ? 0 : i);
       peers[i].worker_id = "w" + std::to_string(i);
       if (!RecvString(down, &peers[i].ucx_address, 30000)) _exit(5);
     }
@@ -93,7 +102,8 @@ inline bool RecvString(int fd, std::string* s, int timeout_ms) {
 
 // Returns each rank's exit code: the body's return value, 128+signal if it was
 // killed by a signal, -1 if it was still running at the timeout.
-inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body) {
+inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body,
+                                 const RunOptions& options = {}) {
   std::vector<pid_t> pids(n, -1);
   std::vector<int> up(n, -1), down(n, -1);
   std::fflush(stdout);
@@ -106,7 +116,7 @@ inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body) 
       close(u[0]);
       close(d[1]);
       for (int i = 0; i < r; ++i) { close(up[i]); close(down[i]); }
-      ChildMain(r, n, u[1], d[0], body);
+      ChildMain(r, n, u[1], d[0], body, options.one_host);
     }
     close(u[1]);
     close(d[0]);
@@ -122,6 +132,7 @@ inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body) 
   }
   if (!ok) std::fprintf(stderr, "RunRanks: address exchange failed\n");
   for (int r = 0; r < n; ++r) { close(up[r]); close(down[r]); }
+  if (ok && options.parent) options.parent(pids);
 
   std::vector<int> codes(n, -1);
   int left = n;

@@ -140,6 +140,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bn_momentum=1", "bn_momentum", "0 .."},
         BadCase{"bn_epsilon=0", "bn_epsilon", ".. 1"},
         BadCase{"zero_init_residual=3", "zero_init_residual", "true or false"},
+        BadCase{"batch_norm=sometimes", "batch_norm", "true or false"},
         BadCase{"augment.crop_padding=100", "augment.crop_padding", "0 .. 64"},
         BadCase{"augment.flip=sideways", "augment.flip", "true or false"},
         BadCase{"device=tpu", "device", "auto, cpu, cuda"},

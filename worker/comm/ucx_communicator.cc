@@ -14,17 +14,17 @@
 namespace dtrain::comm {
 namespace {
 
-// Segment size and receive window: each ring step moves its chunk in segments
-// of kSegBytes, with up to kWindow receives in flight; received segments land
-// in a cache-sized scratch ring and are reduced while the next ones arrive.
-constexpr size_t kSegBytes = size_t(512) << 10;
-constexpr int kWindow = 4;
+// Segment size and receive window (UcxCommOptions): each ring step moves its
+// chunk in segments of seg_bytes_, with up to window_ receives in flight;
+// received segments land in a scratch ring and are reduced while the next
+// ones arrive.
 constexpr int kPollsPerCheck = 64;   // clock/abort/peer checks every N polls
 constexpr int kIdlePollsToYield = 32;  // idle polls before yielding the core
 
 struct PeerLink {
   ucp_ep_h ep = nullptr;
   ucs_status_t error = UCS_OK;  // set by UCX's error callback during Progress()
+  bool peer_mode = true;        // UCP_ERR_HANDLING_MODE_PEER (else NONE: same host)
 };
 
 void OnPeerError(void* arg, ucp_ep_h, ucs_status_t status) {
@@ -47,8 +47,10 @@ struct Where {
 
 class UcxCommunicator final : public Communicator {
  public:
-  UcxCommunicator(UcxWorker& worker, uint32_t job_seq, int rank, std::vector<PeerInfo> peers)
+  UcxCommunicator(UcxWorker& worker, uint32_t job_seq, int rank, std::vector<PeerInfo> peers,
+                  const UcxCommOptions& options)
       : w_(worker), job_seq_(job_seq), rank_(rank), n_(int(peers.size())),
+        seg_bytes_(options.segment_bytes), window_(options.window),
         peers_(std::move(peers)), links_(peers_.size()) {}
 
   ~UcxCommunicator() override {
@@ -86,6 +88,8 @@ class UcxCommunicator final : public Communicator {
   const uint32_t job_seq_;
   const int rank_;
   const int n_;
+  const size_t seg_bytes_;
+  const int window_;
   const std::vector<PeerInfo> peers_;
   std::vector<PeerLink> links_;  // sized once: error callbacks hold pointers
 
@@ -135,7 +139,11 @@ void UcxCommunicator::Begin(const char* name, const Deadline& deadline) {
 
 ucp_ep_h UcxCommunicator::Ep(int peer) {
   PeerLink& l = links_[peer];
-  if (!l.ep) l.ep = w_.Connect(peers_[peer].ucx_address, &OnPeerError, &l);
+  if (!l.ep) {
+    const bool same_host = peers_[peer].host == peers_[rank_].host;
+    l.peer_mode = w_.ModeFor(same_host) == UcxErrorMode::kPeer;
+    l.ep = w_.Connect(peers_[peer].ucx_address, same_host, &OnPeerError, &l);
+  }
   return l.ep;
 }
 
@@ -189,7 +197,9 @@ void UcxCommunicator::WaitFrontRecv(const Where& where) {
   if (st != UCS_OK) {
     FailCall(ErrorCode::kUnavailable, where,
              "receive from " + Who(r.peer) + " failed: " + ucs_status_string(st) +
-                 (st == UCS_ERR_MESSAGE_TRUNCATED ? " (ranks disagree on count, dtype or root)" : ""));
+                 (st == UCS_ERR_MESSAGE_TRUNCATED ? " (ranks disagree on count, dtype or root)"
+                  : st == UCS_ERR_CANCELED        ? ""
+                                                  : " (that process probably died)"));
   }
   if (info.length != r.bytes) {
     FailCall(ErrorCode::kInternal, where,
@@ -269,28 +279,43 @@ void UcxCommunicator::FailCall(ErrorCode code, const Where& where, const std::st
   Fail(code, msg);
 }
 
-// Gives up on everything in flight: the user's buffer must not be touched by
-// UCX after the failing call returns, so receives are cancelled and the
-// endpoints force-closed (which completes their sends with an error).
+// Gives up on everything in flight: the user's buffer must not be written by
+// UCX after the failing call returns, so receives are cancelled and waited for
+// (a rendezvous receive already under way finishes, or fails at once when its
+// sender died). PEER-mode endpoints are force-closed, which completes their
+// sends with an error. NONE-mode (same-host) endpoints must not be: ucp.h
+// requires PEER mode on both sides for UCP_EP_CLOSE_FLAG_FORCE, and with NONE
+// it leaves the live peer's endpoint broken (seen: its next ucp_ep_create to
+// this worker failed with "Endpoint timeout"). They are closed gracefully
+// without waiting, and their sends released unwaited: a flush or send to a
+// dead peer never completes (UCX then keeps those few objects), and no
+// transport writes to a send buffer.
 void UcxCommunicator::Abandon() {
   for (const Pending& r : recvs_) {
     if (r.req) ucp_request_cancel(w_.worker(), r.req);
   }
-  std::vector<ucp_ep_h> eps;
+  std::vector<ucp_ep_h> forced, graceful;
   for (auto& l : links_) {
-    eps.push_back(l.ep);
+    (l.peer_mode ? forced : graceful).push_back(l.ep);
     l.ep = nullptr;
   }
   const Deadline grace = Deadline::After(std::chrono::seconds(1));
-  w_.Close(eps, /*force=*/true, grace);
-  for (auto* q : {&recvs_, &sends_}) {
-    for (const Pending& r : *q) {
-      if (!r.req) continue;
-      while (ucp_request_check_status(r.req) == UCS_INPROGRESS && !grace.Expired()) w_.Progress();
-      ucp_request_free(r.req);
-    }
-    q->clear();
+  w_.Close(graceful, /*force=*/false, Deadline::After(std::chrono::seconds(0)));
+  w_.Close(forced, /*force=*/true, grace);
+  for (const Pending& r : recvs_) {
+    if (!r.req) continue;
+    while (ucp_request_check_status(r.req) == UCS_INPROGRESS && !grace.Expired()) w_.Progress();
+    ucp_request_free(r.req);
   }
+  recvs_.clear();
+  for (const Pending& s : sends_) {
+    if (!s.req) continue;
+    if (links_[s.peer].peer_mode) {
+      while (ucp_request_check_status(s.req) == UCS_INPROGRESS && !grace.Expired()) w_.Progress();
+    }
+    ucp_request_free(s.req);
+  }
+  sends_.clear();
 }
 
 void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp op,
@@ -304,7 +329,7 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
   const size_t per = count / n_, extra = count % n_;
   auto off = [&](int c) { return c * per + std::min<size_t>(c, extra); };
   auto len = [&](int c) { return per + (size_t(c) < extra ? 1 : 0); };
-  const size_t seg = std::max<size_t>(1, kSegBytes / es);  // elements per segment
+  const size_t seg = std::max<size_t>(1, seg_bytes_ / es);  // elements per segment
   auto nseg = [&](int c) { return (len(c) + seg - 1) / seg; };
   auto seg_ptr = [&](int c, size_t k) { return base + (off(c) + k * seg) * es; };
   auto seg_bytes = [&](int c, size_t k) { return std::min(seg, len(c) - k * seg) * es; };
@@ -320,7 +345,7 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
   auto skip = [&](int& t, size_t& k) {
     while (t < steps && k >= nseg(recv_chunk(t))) { ++t; k = 0; }
   };
-  char* scratch = Scratch(kWindow * seg * es);
+  char* scratch = Scratch(size_t(window_) * seg * es);
   const float last_scale = op == ReduceOp::kAvg ? 1.0f / float(n_) : 1.0f;
   Ep(left);
   Ep(right);
@@ -336,9 +361,9 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
   skip(pt, pk);
   skip(dt, dk);
   while (dt < steps) {
-    while (pt < steps && posted - done < kWindow) {
+    while (pt < steps && posted - done < uint64_t(window_)) {
       const int c = recv_chunk(pt);
-      char* dst = pt < n_ - 1 ? scratch + (posted % kWindow) * seg * es : seg_ptr(c, pk);
+      char* dst = pt < n_ - 1 ? scratch + (posted % window_) * seg * es : seg_ptr(c, pk);
       PostRecv(left, dst, seg_bytes(c, pk), where(pt));
       ++posted;
       ++pk;
@@ -347,7 +372,7 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
     WaitFrontRecv(where(dt));
     const int c = recv_chunk(dt);
     if (dt < n_ - 1) {
-      ReduceInto(seg_ptr(c, dk), scratch + (done % kWindow) * seg * es, seg_bytes(c, dk) / es,
+      ReduceInto(seg_ptr(c, dk), scratch + (done % window_) * seg * es, seg_bytes(c, dk) / es,
                  dtype, dt == n_ - 2 ? last_scale : 1.0f);
     }
     ++done;
@@ -373,22 +398,22 @@ void UcxCommunicator::Broadcast(void* data, size_t bytes, int root, const Deadli
   const int pos = (rank_ - root + n_) % n_;
   const int next = (rank_ + 1) % n_, prev = (rank_ + n_ - 1) % n_;
   const bool forward = pos < n_ - 1;
-  const size_t nseg = (bytes + kSegBytes - 1) / kSegBytes;
-  auto len = [&](size_t k) { return std::min(kSegBytes, bytes - k * kSegBytes); };
+  const size_t nseg = (bytes + seg_bytes_ - 1) / seg_bytes_;
+  auto len = [&](size_t k) { return std::min(seg_bytes_, bytes - k * seg_bytes_); };
   const Where where{"chain", pos, n_};
   if (forward) Ep(next);
   if (pos == 0) {
-    for (size_t k = 0; k < nseg; ++k) PostSend(next, base + k * kSegBytes, len(k), where);
+    for (size_t k = 0; k < nseg; ++k) PostSend(next, base + k * seg_bytes_, len(k), where);
   } else {
     Ep(prev);
     size_t posted = 0;
     for (size_t k = 0; k < nseg; ++k) {
-      while (posted < nseg && posted - k < size_t(kWindow)) {
-        PostRecv(prev, base + posted * kSegBytes, len(posted), where);
+      while (posted < nseg && posted - k < size_t(window_)) {
+        PostRecv(prev, base + posted * seg_bytes_, len(posted), where);
         ++posted;
       }
       WaitFrontRecv(where);
-      if (forward) PostSend(next, base + k * kSegBytes, len(k), where);
+      if (forward) PostSend(next, base + k * seg_bytes_, len(k), where);
       ReapSends(where);
     }
   }
@@ -416,8 +441,14 @@ void UcxCommunicator::Barrier(const Deadline& deadline) {
 }  // namespace
 
 std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t job_seq, int rank,
-                                                  std::vector<PeerInfo> peers) {
+                                                  std::vector<PeerInfo> peers,
+                                                  UcxCommOptions options) {
   const int n = int(peers.size());
+  if (options.segment_bytes < 4096 || options.window < 1) {
+    Fail(ErrorCode::kInvalidArgument, "ucx communicator: segment_bytes " +
+                                          std::to_string(options.segment_bytes) + " < 4096 or window " +
+                                          std::to_string(options.window) + " < 1");
+  }
   if (n < 1 || n > kMaxUcxRanks) {
     Fail(ErrorCode::kInvalidArgument, "ucx communicator: world size " + std::to_string(n) +
                                           " out of range [1, " + std::to_string(kMaxUcxRanks) + "]");
@@ -437,7 +468,7 @@ std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t jo
                                             peers[i].host + ") has no UCX address");
     }
   }
-  return std::make_unique<UcxCommunicator>(worker, job_seq, rank, std::move(peers));
+  return std::make_unique<UcxCommunicator>(worker, job_seq, rank, std::move(peers), options);
 }
 
 }  // namespace dtrain::comm

@@ -16,9 +16,18 @@
 
 namespace dtrain::comm {
 
+// Pipelining knobs (tuned on one host over shm/CMA, see the bench
+// ucx_p2p_vs_allreduce); defaults serve every size. segment_bytes >= 4 KiB,
+// window >= 1, else kInvalidArgument.
+struct UcxCommOptions {
+  size_t segment_bytes = size_t(512) << 10;
+  int window = 4;
+};
+
 // `peers` lists all ranks in rank order (peers[i].rank == i); peers[rank] is
 // this process. Throws kInvalidArgument on an inconsistent peer list.
 std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t job_seq,
-                                                  int rank, std::vector<PeerInfo> peers);
+                                                  int rank, std::vector<PeerInfo> peers,
+                                                  UcxCommOptions options = {});
 
 }  // namespace dtrain::comm

@@ -1,6 +1,8 @@
 #include "worker/comm/ucx_worker.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common/error.h"
@@ -18,7 +20,19 @@ namespace {
 
 void DefaultUcxToLoopback() { setenv("UCX_NET_DEVICES", "lo", /*overwrite=*/0); }
 
-UcxWorker::UcxWorker(UcxErrorMode mode) : mode_(mode) {
+const char* UcxErrorModeName(UcxErrorMode mode) {
+  return mode == UcxErrorMode::kPeer ? "peer" : "none";
+}
+
+UcxErrorMode SameHostErrorModeFromEnv() {
+  const char* v = std::getenv("DTRAIN_UCX_SAME_HOST_ERROR_MODE");
+  if (!v || !*v || std::strcmp(v, "none") == 0) return UcxErrorMode::kNone;
+  if (std::strcmp(v, "peer") == 0) return UcxErrorMode::kPeer;
+  Fail(ErrorCode::kInvalidArgument,
+       std::string("DTRAIN_UCX_SAME_HOST_ERROR_MODE=") + v + ": expected \"peer\" or \"none\"");
+}
+
+UcxWorker::UcxWorker(UcxErrorMode same_host_mode) : same_host_mode_(same_host_mode) {
   ucp_config_t* config = nullptr;
   ucs_status_t st = ucp_config_read(nullptr, nullptr, &config);
   if (st != UCS_OK) FailUcx("ucp_config_read", st);
@@ -57,13 +71,14 @@ UcxWorker::~UcxWorker() {
   ucp_cleanup(context_);
 }
 
-ucp_ep_h UcxWorker::Connect(const std::string& address, ucp_err_handler_cb_t on_error,
-                            void* arg) {
+ucp_ep_h UcxWorker::Connect(const std::string& address, bool same_host,
+                            ucp_err_handler_cb_t on_error, void* arg) {
   ucp_ep_params_t ep{};
   ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                   UCP_EP_PARAM_FIELD_ERR_HANDLER;
   ep.address = reinterpret_cast<const ucp_address_t*>(address.data());
-  ep.err_mode = mode_ == UcxErrorMode::kPeer ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
+  ep.err_mode = ModeFor(same_host) == UcxErrorMode::kPeer ? UCP_ERR_HANDLING_MODE_PEER
+                                                         : UCP_ERR_HANDLING_MODE_NONE;
   ep.err_handler.cb = on_error;
   ep.err_handler.arg = arg;
   ucp_ep_h handle = nullptr;
@@ -88,6 +103,30 @@ void UcxWorker::Close(const std::vector<ucp_ep_h>& eps, bool force, const Deadli
     while (ucp_request_check_status(req) == UCS_INPROGRESS && !deadline.Expired()) Progress();
     ucp_request_free(req);
   }
+}
+
+std::string UcxWorker::Transports(ucp_ep_h ep) {
+  // ucp_ep_print_info writes e.g. "#   lane[0]:  1:sysv/memory.0 md[1] ... tag".
+  std::string out;
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* f = open_memstream(&text, &size);
+  if (!f) return out;
+  ucp_ep_print_info(ep, f);
+  std::fclose(f);
+  std::string all(text, size);
+  std::free(text);
+  for (size_t pos = 0; (pos = all.find("lane[", pos)) != std::string::npos;) {
+    const size_t colon = all.find(':', all.find(']', pos) + 2);
+    const size_t start = colon == std::string::npos ? colon : all.find_first_not_of(" 0123456789", colon + 1);
+    const size_t end = start == std::string::npos ? start : all.find_first_of(" \n", start);
+    if (end == std::string::npos) break;
+    std::string tl = all.substr(start, end - start);  // "sysv/memory.0"
+    if (const size_t dot = tl.rfind('.'); dot != std::string::npos) tl.resize(dot);
+    if (out.find(tl) == std::string::npos) out += (out.empty() ? "" : " ") + tl;
+    pos = end;
+  }
+  return out;
 }
 
 }  // namespace dtrain::comm

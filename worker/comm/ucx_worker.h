@@ -25,17 +25,40 @@ inline ucp_tag_t UcxTag(uint32_t job_seq, int src_rank, uint32_t call_seq) {
          ucp_tag_t(call_seq & 0xffffff);
 }
 
-// kPeer: endpoints use UCP_ERR_HANDLING_MODE_PEER, so a dead peer fails the
-// wait at once ("connection to rank 2 (host h2) failed"). UCX 1.13 has no
-// shared-memory or CMA transport that supports it: ranks on one host then talk
-// over TCP loopback (~2.5x slower allreduce there). kNone allows shared memory
-// and CMA; a dead peer is then caught by the deadline (or the abort flag).
+// Error handling mode of an endpoint.
+// kPeer: UCP_ERR_HANDLING_MODE_PEER, so a dead peer fails the wait at once
+// ("connection to rank 2 (host h2) failed"). UCX 1.13 has no shared-memory or
+// CMA transport that supports it (UCX_MM_ERROR_HANDLING is off by default):
+// ranks on one host then talk over TCP loopback (measured: allreduce busbw
+// ~0.4 of the same host's shm/CMA p2p bandwidth).
+// kNone: UCP_ERR_HANDLING_MODE_NONE allows shared memory (sysv) for eager
+// messages and CMA for rendezvous. A dead peer is then never reported by UCX:
+// the wait ends at the deadline (kDeadlineExceeded naming the silent rank) or,
+// in the service, within milliseconds through the abort flag that the
+// coordinator's ABORT sets (kAborted). Neither hangs nor crashes a survivor
+// (tests/unit/comm_dead_peer_test.cc kills a rank in a 64 MiB allreduce).
+//
+// Endpoints to peers on OTHER hosts always use kPeer. Endpoints to peers on
+// the SAME host (PeerInfo.host equal to this rank's) use the worker's
+// same-host mode: by default the environment variable
+//   DTRAIN_UCX_SAME_HOST_ERROR_MODE=none|peer   (unset: none)
+// read when the UcxWorker is created. Every daemon of a cluster must agree on
+// it (both ends of a connection must pick the same mode). UCX 1.13 keys its
+// endpoint configuration (lanes, transports) by error mode, so endpoints of
+// both modes coexist on one worker.
 enum class UcxErrorMode { kPeer, kNone };
+
+const char* UcxErrorModeName(UcxErrorMode mode);  // "peer" | "none"
+// DTRAIN_UCX_SAME_HOST_ERROR_MODE, kNone when unset or empty; throws
+// Error(kInvalidArgument) on any other value than "peer" or "none".
+UcxErrorMode SameHostErrorModeFromEnv();
 
 class UcxWorker {
  public:
-  // Throws Error(kUnavailable) when UCX cannot start.
-  explicit UcxWorker(UcxErrorMode mode = UcxErrorMode::kPeer);
+  // Throws Error(kUnavailable) when UCX cannot start, Error(kInvalidArgument)
+  // on a bad DTRAIN_UCX_SAME_HOST_ERROR_MODE.
+  UcxWorker() : UcxWorker(SameHostErrorModeFromEnv()) {}
+  explicit UcxWorker(UcxErrorMode same_host_mode);
   ~UcxWorker();
   UcxWorker(const UcxWorker&) = delete;
   UcxWorker& operator=(const UcxWorker&) = delete;
@@ -44,16 +67,26 @@ class UcxWorker {
   ucp_worker_h worker() const { return worker_; }
   unsigned Progress() { return ucp_worker_progress(worker_); }
 
-  // Endpoint to a peer's worker address. In kPeer mode a dead peer makes
-  // `on_error(arg, ep, status)` fire from Progress() instead of a hang.
-  ucp_ep_h Connect(const std::string& address, ucp_err_handler_cb_t on_error, void* arg);
+  UcxErrorMode same_host_mode() const { return same_host_mode_; }
+  UcxErrorMode ModeFor(bool same_host) const {
+    return same_host ? same_host_mode_ : UcxErrorMode::kPeer;
+  }
+
+  // Endpoint to a peer's worker address, in ModeFor(same_host). In kPeer mode
+  // a dead peer makes `on_error(arg, ep, status)` fire from Progress() instead
+  // of a hang; in kNone mode it never fires.
+  ucp_ep_h Connect(const std::string& address, bool same_host, ucp_err_handler_cb_t on_error,
+                   void* arg);
   // Closes endpoints (null entries skipped) all at once: flush (graceful)
   // unless `force`; stops waiting at the deadline and leaves what is left to
   // UCX. Never throws.
   void Close(const std::vector<ucp_ep_h>& eps, bool force, const Deadline& deadline);
 
+  // "tag(sysv/memory cma/memory)": the transports UCX chose for `ep`.
+  static std::string Transports(ucp_ep_h ep);
+
  private:
-  UcxErrorMode mode_;
+  UcxErrorMode same_host_mode_;
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
   std::string address_;

@@ -67,6 +67,7 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   mo.bn_momentum = spec.bn_momentum;
   mo.bn_epsilon = spec.bn_epsilon;
   mo.zero_init_residual = spec.zero_init_residual;
+  mo.batch_norm = spec.batch_norm;
   mo.max_batch = spec.batch_per_worker;
   auto model = model::BuildModel<float>(spec.model, mo, env.seed);
 

@@ -1,0 +1,2 @@
+# unit tests for worker/trainer (multi-rank cases fork real UCX processes)
+dtrain_unit_test(trainer_test SOURCES trainer_test.cc LIBS dtrain_trainer dtrain_comm)
