@@ -10,8 +10,6 @@
 #include "worker/jobs/allreduce_bench.h"
 #include "worker/trainer/trainer.h"
 
-extern "C" void openblas_set_num_threads(int num_threads);
-
 namespace dtrain::worker {
 namespace {
 
@@ -130,7 +128,6 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       if (spec.device == "cuda" || (spec.device == "auto" && devices_.at(0).kind == "cuda")) {
         spdlog::warn("job {}: the CUDA engine is not built yet; training on the CPU", a.job_id());
       }
-      openblas_set_num_threads(cfg_.blas_threads);
       trainer::TrainEnv env;
       env.rank = a.rank();
       env.world_size = a.world_size();

@@ -5,6 +5,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "common/error.h"
@@ -25,6 +27,15 @@ int main(int argc, char** argv) {
   using namespace dtrain::worker;
   try {
     WorkerConfig cfg = ParseWorkerFlags(argc, argv);
+    // OpenBLAS sizes its thread pool when it loads: set the count in the
+    // environment and start again, so no idle BLAS thread spins on our cores.
+    const std::string blas = std::to_string(cfg.blas_threads);
+    const char* have = std::getenv("OPENBLAS_NUM_THREADS");
+    if (!have || blas != have) {
+      setenv("OPENBLAS_NUM_THREADS", blas.c_str(), 1);
+      execv("/proc/self/exe", argv);
+      std::perror("dtrain-worker: re-exec with OPENBLAS_NUM_THREADS failed; continuing");
+    }
     InitLogging("worker-" + std::to_string(cfg.local_rank), cfg.log_level);
     spdlog::info("dtrain-worker starting: {}", cfg.Describe());
     std::vector<DeviceInfo> devices = DetectDevices(cfg.device, cfg.local_rank);

@@ -1,5 +1,4 @@
 // Loops must vectorise and may run in place: see the note in relu.cc.
-#pragma GCC optimize("O3")
 #include "kernels/cpu/channel_affine.h"
 
 #include <algorithm>

@@ -1,7 +1,6 @@
 // Elementwise loops here must vectorise: the build's -O2 does not vectorise
-// loops that need an epilogue, so this file asks for -O3, and loops that may
+// loops that need an epilogue, so dtrain_kernels_cpu builds with -O3, and loops that may
 // run in place (output == input, index for index) carry `ivdep`.
-#pragma GCC optimize("O3")
 #include "kernels/cpu/im2col.h"
 
 #include <algorithm>

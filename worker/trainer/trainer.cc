@@ -40,6 +40,23 @@ double Evaluate(model::Model<float>& m, const std::shared_ptr<const data::Datase
   return c[1] > 0 ? c[0] / c[1] : 0.0;
 }
 
+// Every rank built its weights from the seed alone; check they agree with
+// rank 0's before training (a different library or build would show here).
+uint64_t VerifySameInitialWeights(const model::Model<float>& m, const JobSpec& spec,
+                                  const TrainEnv& env) {
+  const uint64_t mine = m.Checksum();
+  uint64_t root = mine;
+  env.comm->Broadcast(&root, sizeof(root), 0,
+                      Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+  if (root != mine) {
+    Fail(ErrorCode::kInternal, "rank " + std::to_string(env.rank) +
+                                   "'s initial weights differ from rank 0's (checksum " +
+                                   std::to_string(mine) + " vs " + std::to_string(root) +
+                                   "): are all workers the same build?");
+  }
+  return mine;
+}
+
 void CheckAbort(const TrainEnv& env) {
   if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
 }
@@ -70,6 +87,7 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   mo.batch_norm = spec.batch_norm;
   mo.max_batch = spec.batch_per_worker;
   auto model = model::BuildModel<float>(spec.model, mo, env.seed);
+  const uint64_t initial_checksum = VerifySameInitialWeights(*model, spec, env);
 
   std::vector<cpu::TensorSlice> slices;
   std::vector<GradTensor> grad_tensors;
@@ -95,6 +113,8 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   if (spec.max_steps > 0) total = std::min(total, spec.max_steps);
   const int64_t eval_every = std::max<int64_t>(1, std::llround(spec.eval_every_epochs * double(spe)));
   if (env.rank == 0) {
+    spdlog::info("initial weights checksum {:016x}, identical on all {} ranks", initial_checksum,
+                 env.world_size);
     spdlog::info("training {} ({} params, {} tensors, {} buckets of >= {} MiB, wire {}) on {} "
                  "images x {} ranks, batch {} per rank, {} steps per epoch, {} steps",
                  spec.model, model->num_params(), model->tensors().size(), reducer.num_buckets(),
@@ -180,6 +200,7 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
     out.comm_seconds = sum_comm / measured;
     out.update_seconds = sum_update / measured;
   }
+  out.initial_checksum = initial_checksum;
   out.weight_checksum = model->Checksum();
   if (env.final_params) env.final_params->assign(model->params(), model->params() + model->num_params());
   spdlog::info("rank {}: trained {} steps in {:.1f} s (setup {:.1f} s), accuracy {:.4f}",

@@ -40,7 +40,8 @@ struct TrainOutcome {
   double images_per_second = 0;  // global, mean after the first steps
   double seconds = 0;
   bool reached_target = false;
-  uint64_t weight_checksum = 0;
+  uint64_t initial_checksum = 0;  // of the weights as built from the seed (same on every rank)
+  uint64_t weight_checksum = 0;   // of the final weights
   // Mean seconds per step by phase (after warm-up).
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
 };
