@@ -38,6 +38,7 @@ class WorkerChannel {
 struct CoreOptions {
   double heartbeat_timeout_seconds = 10.0;
   double heartbeat_interval_seconds = 1.0;  // told to workers at registration
+  double failure_grace_seconds = 1.0;       // see Job::pending_failure
 };
 
 class CoordinatorCore {
@@ -88,12 +89,19 @@ class CoordinatorCore {
     std::vector<bool> finished;            // by rank
     std::map<std::string, Rendezvous> rendezvous;
     std::vector<v1::Progress> last_progress;  // by rank
+    // A rank reported a failure: held briefly, because when a peer died the
+    // survivors often notice before the coordinator does, and the lost rank
+    // is the cause to name.
+    std::string pending_failure;
+    SteadyTime pending_until;
   };
   struct Watcher {
     std::string job_id;
     WatchFn fn;
   };
   struct Action {  // a send, or a close when `close` is set
+    Action(std::shared_ptr<WorkerChannel> c, v1::CoordinatorMessage m, std::string why = "")
+        : channel(std::move(c)), msg(std::move(m)), close(std::move(why)) {}
     std::shared_ptr<WorkerChannel> channel;
     v1::CoordinatorMessage msg;
     std::string close;

@@ -53,7 +53,9 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
     if (known != workers_.end()) {
       id = known->first;
       Worker& old = known->second;
+      const std::string old_job = old.info.job_id();
       if (old.info.state() != v1::DEAD) DeclareDead(old, "it registered again (restarted?)", out);
+      if (auto jt = jobs_.find(old_job); jt != jobs_.end()) Touch(jt->second, notices);
     } else {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "w-%04llu", static_cast<unsigned long long>(next_worker_++));
@@ -157,7 +159,9 @@ void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out
   if (jt == jobs_.end()) return;
   Job& job = jt->second;
   if (rank >= 0 && rank < static_cast<int>(job.finished.size())) job.finished[rank] = true;
-  FailJob(job, v1::FAILED, "lost " + RankName(job, rank) + ": " + why, out);
+  std::string reason = "lost " + RankName(job, rank) + ": " + why;
+  if (!job.pending_failure.empty()) reason += "; first reported by " + job.pending_failure;
+  FailJob(job, v1::FAILED, reason, out);
 }
 
 void CoordinatorCore::CheckDeadlines(SteadyTime now) {
@@ -180,6 +184,12 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
     }
     for (auto& [id, job] : jobs_) {
       if (job.info.state() != v1::RUNNING) continue;
+      if (!job.pending_failure.empty() && now >= job.pending_until) {
+        FailJob(job, v1::FAILED, job.pending_failure, out);
+        Touch(job, notices);
+        changed = true;
+        continue;
+      }
       for (auto& [key, rv] : job.rendezvous) {
         if (now < rv.deadline) continue;
         std::string missing;

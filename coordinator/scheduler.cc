@@ -197,12 +197,18 @@ void CoordinatorCore::FinishRank(Job& job, int rank, const v1::JobFinished& fin,
     if (fin.has_train()) *job.info.mutable_train() = fin.train();
   }
   if (job.info.state() != v1::RUNNING) return;
-  if (!fin.ok()) {
-    FailJob(job, v1::FAILED, RankName(job, rank) + ": " + fin.error(), out);
-    return;
+  if (!fin.ok() && job.pending_failure.empty()) {
+    job.pending_failure = RankName(job, rank) + ": " + fin.error();
+    job.pending_until = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(opt_.failure_grace_seconds));
   }
   for (bool f : job.finished) {
     if (!f) return;
+  }
+  if (!job.pending_failure.empty()) {  // nobody is left to be lost
+    FailJob(job, v1::FAILED, job.pending_failure, out);
+    return;
   }
   job.info.set_state(v1::SUCCEEDED);
   job.info.set_end_time(UnixNow());

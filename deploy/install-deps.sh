@@ -10,7 +10,7 @@ PKGS=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  prometheus slurm-wlm munge iproute2 procps
+  python3-grpcio prometheus slurm-wlm munge iproute2 procps
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -33,6 +33,16 @@ class ControlPlane(unittest.TestCase):
             self.assertIn("`workers`", r.stderr)
             self.assertEqual(c.json("list"), [])
 
+    def test_coordinator_serves_the_standard_grpc_health_service(self):
+        import grpc  # Debian's python3-grpcio
+        with Cluster(workers=0) as c:
+            with grpc.insecure_channel(c.address) as ch:
+                check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                                       request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+                # HealthCheckResponse{status: SERVING (1)} is the bytes 08 01.
+                self.assertEqual(check(b"", timeout=10), b"\x08\x01")
+
     def test_unknown_job_and_unreachable_coordinator_exit_codes(self):
         with Cluster(workers=0) as c:
             self.assertEqual(c.cli("status", "job-424242").returncode, 4)

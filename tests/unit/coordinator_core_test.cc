@@ -188,10 +188,30 @@ TEST(CoordinatorCore, RankFailureFailsJobNamingTheRank) {
   m.mutable_finished()->set_job_id(job.id());
   m.mutable_finished()->set_error("dataset not found");
   f.core.OnWorkerMessage(f.ids[1], m);
+  EXPECT_EQ(f.core.GetJob(job.id()).state(), v1::RUNNING) << "held for the grace period";
+  f.core.CheckDeadlines(std::chrono::steady_clock::now() + std::chrono::seconds(2));
   v1::Job j = f.core.GetJob(job.id());
   EXPECT_EQ(j.state(), v1::FAILED);
   EXPECT_NE(j.reason().find("rank 1"), std::string::npos);
   EXPECT_NE(j.reason().find("dataset not found"), std::string::npos);
+}
+
+TEST(CoordinatorCore, PeerErrorReportedBeforeTheLossStillNamesTheLostRankFirst) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  f.Add("h", 2);
+  v1::Job job = f.core.Submit("kind: allreduce-bench\nworkers: 3\n", {});
+  v1::WorkerMessage m;  // rank 2 notices rank 1's death first ...
+  m.mutable_finished()->set_job_id(job.id());
+  m.mutable_finished()->set_error("receive from rank 1 (host h) failed");
+  f.core.OnWorkerMessage(f.ids[2], m);
+  // ... then the coordinator loses rank 1's stream.
+  f.core.OnWorkerDisconnected(f.ids[1], f.ch[1].get(), "stream ended");
+  v1::Job j = f.core.GetJob(job.id());
+  ASSERT_EQ(j.state(), v1::FAILED);
+  EXPECT_EQ(j.reason().rfind("lost rank 1 (host h, worker " + f.ids[1] + ")", 0), 0u) << j.reason();
+  EXPECT_NE(j.reason().find("first reported by rank 2"), std::string::npos) << j.reason();
 }
 
 TEST(CoordinatorCore, CancelQueuedAndUnknownJobs) {
