@@ -37,7 +37,8 @@ def service_rows(c, dtype, max_bytes):
 
 
 def p2p_rows(max_bytes, reps):
-    out = subprocess.run([f"{BIN}/ucx_p2p_vs_allreduce", "1024", str(max_bytes), "both", str(reps)],
+    mode = os.environ.get("DTRAIN_UCX_SAME_HOST_ERROR_MODE", "none")  # as the workers use
+    out = subprocess.run([f"{BIN}/ucx_p2p_vs_allreduce", "1024", str(max_bytes), mode, str(reps)],
                          capture_output=True, text=True, timeout=3600,
                          env=dict(os.environ, UCX_NET_DEVICES="lo"))
     if out.returncode != 0:
@@ -47,7 +48,7 @@ def p2p_rows(max_bytes, reps):
         if line.startswith("same-host error mode"):
             header = line
         f = line.split()
-        if len(f) >= 7 and f[0].isdigit():
+        if len(f) == 8 and f[0].isdigit():  # bytes seg:win p2p fp32 ratio fp16 ratio verified
             rows[int(f[0])] = float(f[2])
     return rows, header
 
