@@ -188,6 +188,14 @@ std::string JobSummary(const v1::Job& j, double now) {
   field("Accuracy", j.eval_accuracy() >= 0 ? FormatPercent(j.eval_accuracy()) : "not evaluated yet");
   if (j.images_per_second() > 0) field("Images/s", FormatRate(j.images_per_second()));
   if (j.scaling_efficiency() > 0) field("Scaling eff.", FormatPercent(j.scaling_efficiency()));
+  for (const auto& s : j.stalled()) {
+    field("STALLED", "rank " + std::to_string(s.rank()) + " (host " + s.host() + ", worker " +
+                         s.worker_id() + ") stalled after step " + std::to_string(s.step()) +
+                         " for " + FormatDuration(s.seconds()) +
+                         (s.behind_steps() > 0 ? ": the other ranks wait for it in the next allreduce"
+                                               : ": it has sent nothing since"));
+  }
+  if (!j.mlperf_log().empty()) field("MLPerf log", j.mlperf_log() + " (rank 0's host)");
   field("Submitted", FormatTimestamp(j.submit_time()));
   if (j.start_time() > 0) field("Started", FormatTimestamp(j.start_time()));
   if (j.end_time() > 0) field("Ended", FormatTimestamp(j.end_time()));

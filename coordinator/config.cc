@@ -17,6 +17,10 @@ void CoordinatorConfig::Validate() const {
                                           std::to_string(heartbeat_timeout_seconds) +
                                           ": allowed 0.1 .. 3600 seconds");
   }
+  if (!metrics.empty()) ParseHostPort("--metrics", metrics);
+  if (!(stall_timeout_seconds >= 0.1 && stall_timeout_seconds <= 86400)) {
+    Fail(ErrorCode::kInvalidArgument, "--stall-timeout: allowed 0.1 .. 86400 seconds");
+  }
   if (!(heartbeat_interval_seconds > 0 && heartbeat_interval_seconds < heartbeat_timeout_seconds)) {
     Fail(ErrorCode::kInvalidArgument,
          "--heartbeat-interval must be > 0 and below --heartbeat-timeout (" +
@@ -27,8 +31,10 @@ void CoordinatorConfig::Validate() const {
 std::string CoordinatorConfig::Describe() const {
   char buf[512];
   std::snprintf(buf, sizeof(buf),
-                "listen=%s heartbeat_timeout=%.1fs heartbeat_interval=%.1fs log_level=%s",
-                listen.c_str(), heartbeat_timeout_seconds, heartbeat_interval_seconds,
+                "listen=%s metrics=%s heartbeat_timeout=%.1fs heartbeat_interval=%.1fs "
+                "stall_timeout=%.1fs log_level=%s",
+                listen.c_str(), metrics.empty() ? "off" : metrics.c_str(),
+                heartbeat_timeout_seconds, heartbeat_interval_seconds, stall_timeout_seconds,
                 log_level.c_str());
   return buf;
 }
@@ -44,6 +50,11 @@ CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--heartbeat-interval", c.heartbeat_interval_seconds,
                  "seconds between worker heartbeats (told to workers)")
+      ->capture_default_str();
+  app.add_option("--metrics", c.metrics, "HOST:PORT to serve Prometheus /metrics on (port 0: any)");
+  app.add_option("--stall-timeout", c.stall_timeout_seconds,
+                 "seconds after which a rank that has not reached a step the others finished is "
+                 "reported as stalled")
       ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--port-file", c.port_file, "write the bound port to this file once listening");

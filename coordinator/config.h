@@ -11,6 +11,8 @@ struct CoordinatorConfig {
   std::string listen = "127.0.0.1:7070";
   double heartbeat_timeout_seconds = 10.0;
   double heartbeat_interval_seconds = 1.0;
+  double stall_timeout_seconds = 30.0;
+  std::string metrics;    // HOST:PORT for Prometheus (empty: none)
   std::string log_level = "info";
   std::string port_file;  // written with the bound port once listening (tests, scripts)
 

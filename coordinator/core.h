@@ -39,6 +39,9 @@ struct CoreOptions {
   double heartbeat_timeout_seconds = 10.0;
   double heartbeat_interval_seconds = 1.0;  // told to workers at registration
   double failure_grace_seconds = 1.0;       // see Job::pending_failure
+  // Stall inspector: a rank is stalled when others finished the step after
+  // its last one more than this long ago.
+  double stall_timeout_seconds = 30.0;
 };
 
 class CoordinatorCore {
@@ -94,6 +97,12 @@ class CoordinatorCore {
     // is the cause to name.
     std::string pending_failure;
     SteadyTime pending_until;
+    // Stall inspector: each rank's position (the furthest of its last finished
+    // step and the step whose allreduce it is waiting in), and when each
+    // recent position was first reached by any rank.
+    std::vector<int64_t> position;
+    std::map<int64_t, SteadyTime> first_reached;
+    int64_t max_position = 0;
   };
   struct Watcher {
     std::string job_id;
@@ -117,6 +126,8 @@ class CoordinatorCore {
   void OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out);
   void OnProgress(Worker& w, const v1::Progress& p);
   void DeclareDead(Worker& w, const std::string& why, Outbox& out);
+  bool InspectStalls(Job& job, SteadyTime now);  // true when the stalled set changed
+  void Advance(Job& job, int rank, int64_t position);
   void Touch(Job& job, Notices& notices);
   std::string RankName(const Job& job, int rank) const;
   Job& FindJob(const std::string& job_id);

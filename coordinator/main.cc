@@ -8,7 +8,9 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "coordinator/config.h"
+#include "common/metrics.h"
 #include "coordinator/core.h"
+#include "coordinator/metrics.h"
 #include "coordinator/service.h"
 
 namespace {
@@ -28,7 +30,14 @@ int main(int argc, char** argv) {
     coordinator::CoreOptions opt;
     opt.heartbeat_timeout_seconds = cfg.heartbeat_timeout_seconds;
     opt.heartbeat_interval_seconds = cfg.heartbeat_interval_seconds;
+    opt.stall_timeout_seconds = cfg.stall_timeout_seconds;
     coordinator::CoordinatorCore core(opt);
+    std::unique_ptr<MetricsServer> exposer;
+    if (!cfg.metrics.empty()) {
+      exposer = std::make_unique<MetricsServer>(
+          "--metrics", cfg.metrics, std::make_shared<coordinator::CoordinatorMetrics>(core));
+      spdlog::info("serving Prometheus metrics on port {} (/metrics)", exposer->port());
+    }
     coordinator::RunServer(core, cfg.listen, g_stop, [&](int port) {
       spdlog::info("serving dtrain.v1.Coordinator and grpc.health.v1 on port {}", port);
       if (!cfg.port_file.empty()) {

@@ -116,8 +116,15 @@ void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::Wo
         Schedule(out, notices);
         break;
       }
+      case v1::WorkerMessage::kHeartbeat:
+        if (msg.heartbeat().waiting_step() > 0 && msg.heartbeat().job_id() == job_id) {
+          if (auto jt = jobs_.find(job_id); jt != jobs_.end()) {
+            Advance(jt->second, w.info.rank(), msg.heartbeat().waiting_step());
+          }
+        }
+        break;
       default:
-        break;  // heartbeats only refresh last_seen
+        break;
     }
     if (!job_id.empty()) {
       auto jt = jobs_.find(job_id);
@@ -190,6 +197,7 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
         changed = true;
         continue;
       }
+      if (InspectStalls(job, now)) Touch(job, notices);
       for (auto& [key, rv] : job.rendezvous) {
         if (now < rv.deadline) continue;
         std::string missing;

@@ -2,6 +2,7 @@
 // job on N idle workers in topology order, and ending it.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -133,6 +134,7 @@ void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& o
   job.worker_ids.clear();
   job.finished.assign(n, false);
   job.last_progress.assign(n, v1::Progress());
+  job.position.assign(n, 0);
   job.info.clear_ranks();
   for (int r = 0; r < n; ++r) {
     Worker& w = *workers[r];
@@ -175,6 +177,7 @@ void CoordinatorCore::FailJob(Job& job, v1::JobState state, const std::string& r
   job.info.set_reason(reason);
   job.info.set_end_time(UnixNow());
   job.rendezvous.clear();
+  job.info.clear_stalled();
   spdlog::warn("job {} {}: {}", job.info.id(), v1::JobState_Name(state), reason);
   if (!was_running) return;
   for (size_t r = 0; r < job.worker_ids.size(); ++r) {
@@ -212,6 +215,7 @@ void CoordinatorCore::FinishRank(Job& job, int rank, const v1::JobFinished& fin,
   }
   job.info.set_state(v1::SUCCEEDED);
   job.info.set_end_time(UnixNow());
+  job.info.clear_stalled();
   spdlog::info("job {} SUCCEEDED in {:.1f} s", job.info.id(),
                job.info.end_time() - job.info.start_time());
 }
@@ -229,6 +233,8 @@ void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
   const int rank = w.info.rank();
   if (rank < 0 || rank >= static_cast<int>(job.last_progress.size())) return;
   job.last_progress[rank] = p;
+  Advance(job, rank, p.step());
+  if (!p.mlperf_log().empty()) job.info.set_mlperf_log(p.mlperf_log());
   if (rank != 0) return;
   v1::Job& j = job.info;
   j.set_step(p.step());
@@ -248,6 +254,65 @@ void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
     compute_sum += q.compute_images_per_second();
   }
   if (compute_sum > 0) j.set_scaling_efficiency(p.images_per_second() / compute_sum);
+}
+
+void CoordinatorCore::Advance(Job& job, int rank, int64_t position) {
+  if (rank < 0 || rank >= static_cast<int>(job.position.size())) return;
+  job.position[rank] = std::max(job.position[rank], position);
+  if (position <= job.max_position) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (int64_t s = std::max(job.max_position + 1, position - 1000); s <= position; ++s) {
+    job.first_reached[s] = now;
+  }
+  job.max_position = position;
+  const int64_t lowest = *std::min_element(job.position.begin(), job.position.end());
+  job.first_reached.erase(job.first_reached.begin(), job.first_reached.lower_bound(lowest + 1));
+}
+
+bool CoordinatorCore::InspectStalls(Job& job, SteadyTime now) {
+  std::vector<v1::StalledRank> stalled;
+  for (size_t r = 0; r < job.position.size(); ++r) {
+    // Behind: the others reached a collective this rank has not.
+    double waited = 0;
+    const int64_t pos = job.position[r];
+    if (pos < job.max_position) {
+      auto it = job.first_reached.find(pos + 1);
+      if (it != job.first_reached.end()) waited = std::chrono::duration<double>(now - it->second).count();
+    }
+    // Silent: no message at all (stopped or hung wherever it is, even inside
+    // the collective), well before the heartbeat deadline fails the job.
+    auto wit = workers_.find(job.worker_ids[r]);
+    if (wit != workers_.end()) {
+      waited = std::max(waited, std::chrono::duration<double>(now - wit->second.last_seen).count());
+    }
+    if (waited < opt_.stall_timeout_seconds) continue;
+    v1::StalledRank s;
+    s.set_rank(int(r));
+    s.set_host(job.info.ranks(int(r)).host());
+    s.set_worker_id(job.info.ranks(int(r)).worker_id());
+    s.set_step(job.last_progress[r].step());
+    s.set_behind_steps(std::max<int64_t>(0, job.max_position - pos));
+    s.set_seconds(waited);
+    stalled.push_back(s);
+  }
+  bool changed = stalled.size() != size_t(job.info.stalled_size());
+  for (size_t i = 0; !changed && i < stalled.size(); ++i) {
+    changed = stalled[i].rank() != job.info.stalled(int(i)).rank();
+  }
+  if (changed) {
+    if (stalled.empty()) {
+      spdlog::info("job {}: no rank is stalled any more", job.info.id());
+    }
+    for (const auto& s : stalled) {
+      spdlog::warn("job {}: {} is stalled after step {} for {:.1f} s ({})", job.info.id(),
+                   RankName(job, s.rank()), s.step(), s.seconds(),
+                   s.behind_steps() > 0 ? "the other ranks wait for it in the next allreduce"
+                                        : "it has sent nothing since");
+    }
+  }
+  job.info.clear_stalled();
+  for (auto& s : stalled) *job.info.add_stalled() = std::move(s);
+  return changed;
 }
 
 void CoordinatorCore::OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out) {

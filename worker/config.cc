@@ -55,7 +55,7 @@ std::string WorkerConfig::Describe() const {
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
          " blas_threads=" + std::to_string(blas_threads) +
          " local_workers=" + std::to_string(local_workers) +
-         (metrics.empty() ? "" : " metrics=" + metrics);
+         (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir;
 }
 
 WorkerConfig ParseWorkerFlags(int argc, char** argv) {
@@ -88,6 +88,9 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
                  "longest wait between reconnection attempts")
       ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-dir", c.log_dir,
+                 "folder for per-job files; rank 0 writes the MLPerf log <job>.mllog there")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -20,6 +20,7 @@ struct WorkerConfig {
   double reconnect_max_seconds = 5.0;
   double rpc_timeout_seconds = 10.0;
   std::string log_level = "info";
+  std::string log_dir = "/tmp/dtrain";  // rank 0 writes <log_dir>/<job>.mllog (MLPerf log)
 
   void Validate() const;
   std::string Describe() const;

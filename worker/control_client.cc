@@ -26,6 +26,8 @@ struct ControlClient::Impl {
   bool connected = false;
   std::string worker_id;
   double heartbeat_interval = 1.0;
+  std::string waiting_job;
+  int64_t waiting_step = 0;
   struct Slot {
     bool done = false;
     v1::RendezvousResult result;
@@ -98,9 +100,10 @@ struct ControlClient::Impl {
         while (connected) {
           cv.wait_for(l, std::chrono::duration<double>(heartbeat_interval));
           if (!connected) break;
-          l.unlock();
           v1::WorkerMessage hb;
-          hb.mutable_heartbeat();
+          hb.mutable_heartbeat()->set_job_id(waiting_job);
+          hb.mutable_heartbeat()->set_waiting_step(waiting_step);
+          l.unlock();
           Send(hb);
           l.lock();
         }
@@ -177,6 +180,12 @@ void ControlClient::Shutdown() {
 }
 
 bool ControlClient::Send(const v1::WorkerMessage& msg) { return impl_->Send(msg); }
+
+void ControlClient::SetWaiting(const std::string& job_id, int64_t step) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->waiting_job = job_id;
+  impl_->waiting_step = step;
+}
 
 std::string ControlClient::worker_id() const {
   std::lock_guard<std::mutex> l(impl_->mu);

@@ -45,6 +45,10 @@ class ControlClient {
   std::vector<std::string> Rendezvous(const std::string& job_id, const std::string& key,
                                       const std::string& value, const Deadline& deadline);
 
+  // What the next heartbeats say this rank is doing: waiting in the allreduce
+  // of `step` of `job_id` (step 0: not waiting). For the stall inspector.
+  void SetWaiting(const std::string& job_id, int64_t step);
+
   std::string worker_id() const;
 
  private:

@@ -7,6 +7,6 @@ if(DTRAIN_HAVE_CUDA)
   target_link_libraries(dtrain_worker_devices PRIVATE CUDA::cudart)
 endif()
 
-add_executable(dtrain-worker main.cc config.cc control_client.cc job_runner.cc)
+add_executable(dtrain-worker main.cc config.cc control_client.cc job_runner.cc worker_metrics.cc)
 target_link_libraries(dtrain-worker PRIVATE dtrain_worker_devices dtrain_jobs dtrain_trainer dtrain_comm
-  dtrain_proto dtrain_common gRPC::grpc++ CLI11::CLI11)
+  dtrain_metrics dtrain_proto dtrain_common gRPC::grpc++ CLI11::CLI11)

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "common/job_spec.h"
 #include "worker/comm/local_communicator.h"
@@ -9,6 +11,7 @@
 #include "worker/control_client.h"
 #include "worker/jobs/allreduce_bench.h"
 #include "worker/trainer/trainer.h"
+#include "worker/worker_metrics.h"
 
 namespace dtrain::worker {
 namespace {
@@ -59,8 +62,8 @@ v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dty
 }  // namespace
 
 JobRunner::JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices,
-                     comm::UcxWorker* ucx, ControlClient* control)
-    : cfg_(cfg), devices_(std::move(devices)), ucx_(ucx), control_(control) {}
+                     comm::UcxWorker* ucx, ControlClient* control, WorkerMetrics* metrics)
+    : cfg_(cfg), devices_(std::move(devices)), ucx_(ucx), control_(control), metrics_(metrics) {}
 
 JobRunner::~JobRunner() { AbortAndJoin("worker shutting down"); }
 
@@ -105,6 +108,11 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
   v1::JobFinished* fin = out.mutable_finished();
   fin->set_job_id(a.job_id());
   spdlog::info("job {}: rank {} of {} starting", a.job_id(), a.rank(), a.world_size());
+  if (metrics_) metrics_->StartJob(a.job_id(), a.rank(), a.world_size());
+  const auto report = [&](const v1::WorkerMessage& m) {
+    if (metrics_) metrics_->Observe(m.progress());
+    control_->Send(m);
+  };
   try {
     const JobSpec spec = ParseJobSpec(a.spec_yaml());
     const double timeout = spec.allreduce.timeout_seconds;
@@ -121,7 +129,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
             p.mutable_progress()->set_total_steps(total);
             p.mutable_progress()->set_eval_accuracy(-1);
             p.mutable_progress()->set_message(message);
-            control_->Send(p);
+            report(p);
           });
       *fin->mutable_bench() = BenchToProto(*comm, spec.allreduce.dtype, rows);
     } else if (spec.kind == "train") {
@@ -134,6 +142,14 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       env.seed = a.seed();
       env.comm = comm.get();
       env.abort = abort.get();
+      if (a.rank() == 0) {
+        std::error_code ec;
+        std::filesystem::create_directories(cfg_.log_dir, ec);
+        env.mlperf_log_path = cfg_.log_dir + "/" + a.job_id() + ".mllog";
+      }
+      env.on_wait = [&](int64_t step, bool waiting) {
+        control_->SetWaiting(a.job_id(), waiting ? step : 0);
+      };
       env.on_progress = [&](const trainer::TrainProgress& tp) {
         v1::WorkerMessage m;
         v1::Progress* p = m.mutable_progress();
@@ -151,7 +167,11 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         p->set_compute_seconds(tp.compute_seconds);
         p->set_comm_seconds(tp.comm_seconds);
         p->set_update_seconds(tp.update_seconds);
-        control_->Send(m);
+        p->set_loss_scale(1.0);
+        p->set_allreduce_bytes(tp.allreduce_bytes);
+        p->set_allreduce_seconds(tp.allreduce_seconds);
+        if (tp.step == 1) p->set_mlperf_log(env.mlperf_log_path);
+        report(m);
       };
       const trainer::TrainOutcome o = trainer::RunTraining(spec, env);
       v1::TrainResult* t = fin->mutable_train();
@@ -177,6 +197,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       spdlog::error("job {}: rank {} failed: {}", a.job_id(), a.rank(), e.what());
     }
   }
+  if (metrics_) metrics_->EndJob();
+  control_->SetWaiting("", 0);
   control_->Send(out);
   std::lock_guard<std::mutex> lock(mu_);
   job_id_.clear();

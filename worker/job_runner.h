@@ -22,11 +22,13 @@ class UcxWorker;
 namespace dtrain::worker {
 
 class ControlClient;
+class WorkerMetrics;
 
 class JobRunner {
  public:
+  // `metrics` may be null (no --metrics).
   JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices, comm::UcxWorker* ucx,
-            ControlClient* control);
+            ControlClient* control, WorkerMetrics* metrics);
   ~JobRunner();
 
   void Start(const v1::Assignment& assignment);  // returns at once
@@ -40,6 +42,7 @@ class JobRunner {
   const std::vector<DeviceInfo> devices_;
   comm::UcxWorker* ucx_;
   ControlClient* control_;
+  WorkerMetrics* metrics_;
   std::mutex mu_;
   std::thread thread_;
   std::string job_id_;  // running job, empty when idle

@@ -11,11 +11,13 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "worker/comm/ucx_worker.h"
 #include "worker/config.h"
 #include "worker/control_client.h"
 #include "worker/devices.h"
 #include "worker/job_runner.h"
+#include "worker/worker_metrics.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -49,11 +51,20 @@ int main(int argc, char** argv) {
       if (e.code() == ErrorCode::kInvalidArgument) throw;  // a bad setting: say so and stop
       spdlog::error("UCX did not start ({}); only single-worker jobs can run here", e.what());
     }
+    auto metrics = std::make_shared<WorkerMetrics>(
+        cfg.host, devices.at(0).kind + ":" + std::to_string(devices.at(0).index));
+    std::unique_ptr<MetricsServer> exposer;
+    std::string metrics_address;
+    if (!cfg.metrics.empty()) {
+      exposer = std::make_unique<MetricsServer>("--metrics", cfg.metrics, metrics);
+      metrics_address = cfg.host + ":" + std::to_string(exposer->port());
+      spdlog::info("serving Prometheus metrics at {} (/metrics)", metrics_address);
+    }
     v1::Register reg;
     reg.set_host(cfg.host);
     reg.set_local_rank(cfg.local_rank);
     reg.set_pid(getpid());
-    reg.set_metrics_address(cfg.metrics);
+    reg.set_metrics_address(metrics_address);
     if (ucx) reg.set_ucx_address(ucx->Address());
     for (const auto& d : devices) {
       v1::Device* pd = reg.add_devices();
@@ -73,7 +84,8 @@ int main(int argc, char** argv) {
          .on_disconnect = [&](const std::string& why) {
            runner->AbortAndJoin("lost the coordinator: " + why);
          }});
-    runner = std::make_unique<JobRunner>(cfg, devices, ucx.get(), &control);
+    runner = std::make_unique<JobRunner>(cfg, devices, ucx.get(), &control,
+                                         exposer ? metrics.get() : nullptr);
     std::thread watcher([&] {
       while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       spdlog::info("stopping");

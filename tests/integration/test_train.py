@@ -3,6 +3,7 @@ resnet20 on a 6,000-image Fashion-MNIST subset to >= 80 % test accuracy; the
 CLI reports the result, throughput and scaling efficiency, and both ranks
 started from identical weights."""
 
+import json
 import re
 import unittest
 
@@ -49,6 +50,17 @@ class TrainThroughTheService(unittest.TestCase):
             self.assertRegex(logs, r"initial weights checksum [0-9a-f]{16}, identical on all 2 ranks")
             accs = re.findall(r"test accuracy (0\.\d+)", logs)
             self.assertTrue(accs, "rank 0 logs every evaluation")
+
+            # Rank 0 wrote the MLPerf log that `dtrain status` names; it ends in success.
+            self.assertTrue(job["mlperf_log"].endswith(job["id"] + ".mllog"), job["mlperf_log"])
+            self.assertIn("MLPerf log:", c.cli("status", job["id"], check=True).stdout)
+            with open(job["mlperf_log"]) as f:
+                lines = [json.loads(l.split(":::MLLOG ", 1)[1]) for l in f if l.startswith(":::MLLOG ")]
+            keys = [l["key"] for l in lines]
+            self.assertLess(keys.index("init_stop"), keys.index("run_start"))
+            self.assertIn("eval_accuracy", keys)
+            self.assertEqual(keys[-1], "run_stop")
+            self.assertEqual(lines[-1]["metadata"]["status"], "success")
 
 
 if __name__ == "__main__":

@@ -214,6 +214,59 @@ TEST(CoordinatorCore, PeerErrorReportedBeforeTheLossStillNamesTheLostRankFirst) 
   EXPECT_NE(j.reason().find("first reported by rank 2"), std::string::npos) << j.reason();
 }
 
+TEST(CoordinatorCore, StallInspectorNamesTheRankThatDidNotReachTheCollective) {
+  // Stall timeout 0.3 s, heartbeat deadline 60 s; real time, both ranks heartbeating.
+  CoordinatorCore core{CoreOptions{60.0, 1.0, 1.0, 0.3}};
+  std::vector<std::string> ids;
+  for (const char* host : {"alpha", "beta"}) {
+    v1::Register reg;
+    reg.set_host(host);
+    ids.push_back(core.RegisterWorker(reg, std::make_shared<RecordingChannel>()));
+  }
+  v1::Job job = core.Submit(kBench, {});
+  const auto send = [&](int i, int64_t step, int64_t waiting) {
+    v1::WorkerMessage m;
+    if (step >= 0) {
+      m.mutable_progress()->set_job_id(job.id());
+      m.mutable_progress()->set_step(step);
+    } else {
+      m.mutable_heartbeat()->set_job_id(job.id());
+      m.mutable_heartbeat()->set_waiting_step(waiting);
+    }
+    core.OnWorkerMessage(ids[i], m);
+  };
+  send(0, 3, 0);
+  send(1, 3, 0);
+  send(0, -1, 4);  // rank 0 waits in step 4's allreduce; rank 1 never arrives
+  for (int i = 0; i < 5; ++i) {  // 0.5 s of heartbeats from both
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    send(0, -1, 4);
+    send(1, -1, 0);
+  }
+  core.CheckDeadlines(std::chrono::steady_clock::now());
+  v1::Job j = core.GetJob(job.id());
+  ASSERT_EQ(j.stalled_size(), 1);
+  EXPECT_EQ(j.stalled(0).rank(), 1);
+  EXPECT_EQ(j.stalled(0).host(), "beta");
+  EXPECT_EQ(j.stalled(0).step(), 3);
+  EXPECT_EQ(j.stalled(0).behind_steps(), 1);
+  EXPECT_GE(j.stalled(0).seconds(), 0.3);
+  EXPECT_EQ(j.state(), v1::RUNNING) << "a stall is reported, not failed";
+  send(0, 4, 0);  // rank 1 arrives, both finish step 4
+  send(1, 4, 0);
+  core.CheckDeadlines(std::chrono::steady_clock::now());
+  EXPECT_EQ(core.GetJob(job.id()).stalled_size(), 0);
+  // A rank that sends nothing at all is stalled too (wherever it stopped).
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    send(0, -1, 5);
+  }
+  core.CheckDeadlines(std::chrono::steady_clock::now());
+  j = core.GetJob(job.id());
+  ASSERT_EQ(j.stalled_size(), 1);
+  EXPECT_EQ(j.stalled(0).rank(), 1);
+}
+
 TEST(CoordinatorCore, CancelQueuedAndUnknownJobs) {
   Fixture f;
   v1::Job job = f.core.Submit(kBench, {});

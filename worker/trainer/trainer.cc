@@ -13,6 +13,7 @@
 #include "worker/optim/lr_schedule.h"
 #include "worker/optim/optimizer.h"
 #include "worker/trainer/grad_allreducer.h"
+#include "worker/trainer/mlperf_log.h"
 
 namespace dtrain::trainer {
 namespace {
@@ -61,9 +62,9 @@ void CheckAbort(const TrainEnv& env) {
   if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
 }
 
-}  // namespace
-
-TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
+// The run itself; `mlperf` (null: no MLPerf log) gets the events from run
+// start on. RunTraining below writes init_start and run_stop.
+TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlperf) {
   if (!env.comm) Fail(ErrorCode::kInvalidArgument, "RunTraining: no communicator");
   if (spec.precision != "fp32") {
     Fail(ErrorCode::kInvalidArgument,
@@ -97,6 +98,7 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   }
   optim::Optimizer optimizer(spec.optimizer, slices, int64_t(model->num_params()));
   optim::LrSchedule schedule(spec.schedule);
+  const double wire_bytes = spec.allreduce.dtype == "fp16" ? 2.0 : 4.0;
   GradAllreducer reducer(*env.comm, grad_tensors, model->grads(), spec.allreduce.bucket_mb,
                          comm::ParseDType(spec.allreduce.dtype), spec.allreduce.timeout_seconds,
                          env.abort);
@@ -121,6 +123,15 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
                  spec.allreduce.bucket_mb, spec.allreduce.dtype, train->size, env.world_size,
                  spec.batch_per_worker, spe, total);
   }
+  if (mlperf) {
+    mlperf->RunStart(spec, {.world_size = env.world_size,
+                            .seed = env.seed,
+                            .train_samples = train->size,
+                            .eval_samples = test->size,
+                            .steps_per_epoch = spe,
+                            .total_steps = total,
+                            .eval_every_steps = eval_every});
+  }
 
   TrainOutcome out;
   TrainProgress p;
@@ -132,6 +143,7 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   const std::function<void(int)> ready = [&](int t) { reducer.OnTensorReady(t); };
   for (int64_t step = 0; step < total; ++step) {
     CheckAbort(env);
+    if (mlperf) mlperf->StepStart(step);
     const auto t0 = Clock::now();
     data::Batch batch = loader.Next(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
     const auto t1 = Clock::now();
@@ -140,7 +152,11 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
                                                int(batch.size), true, spec.label_smoothing);
     model->Backward(ready);
     const auto t2 = Clock::now();
+    if (env.on_wait) env.on_wait(step + 1, true);
     p.comm_seconds = reducer.WaitAll();
+    if (env.on_wait) env.on_wait(step + 1, false);
+    p.allreduce_seconds = reducer.comm_seconds();
+    p.allreduce_bytes = double(model->num_params()) * wire_bytes;
     const auto t3 = Clock::now();
     const double lr = schedule.lr(step, spe, total);
     optimizer.Step({model->params(), model->num_params()}, {model->grads(), model->num_params()}, lr);
@@ -173,9 +189,13 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
     if (env.losses) env.losses->push_back(r.loss);
     out.final_loss = r.loss;
 
+    if (mlperf) mlperf->StepEnd(step);
+
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
+      if (mlperf) mlperf->EvalStart(step + 1);
       p.eval_accuracy = Evaluate(*model, test, spec, env);
+      if (mlperf) mlperf->EvalStop(step + 1, p.eval_accuracy);
       if (env.rank == 0) {
         spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}, {:.0f} img/s",
                      p.step, total, p.epoch, p.loss, p.eval_accuracy, p.images_per_second);
@@ -206,6 +226,30 @@ TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
   spdlog::info("rank {}: trained {} steps in {:.1f} s (setup {:.1f} s), accuracy {:.4f}",
                env.rank, out.steps, out.seconds, Since(t_start) - out.seconds, out.eval_accuracy);
   return out;
+}
+
+}  // namespace
+
+TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env) {
+  std::unique_ptr<MlperfLogger> mlperf;
+  if (env.rank == 0 && !env.mlperf_log_path.empty()) {
+    mlperf = std::make_unique<MlperfLogger>(env.mlperf_log_path);
+    mlperf->InitStart(env.world_size);
+  }
+  try {
+    TrainOutcome out = Train(spec, env, mlperf.get());
+    if (mlperf) mlperf->RunStop(out.reached_target);  // MLPerf: "success" only at the target
+    return out;
+  } catch (...) {
+    if (mlperf) {
+      try {
+        mlperf->RunStop(false);
+      } catch (const std::exception& log_error) {
+        spdlog::warn("MLPerf log: {}", log_error.what());
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace dtrain::trainer

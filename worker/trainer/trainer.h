@@ -29,6 +29,8 @@ struct TrainProgress {
   double eval_accuracy = -1;             // last evaluation, -1 before the first
   double learning_rate = 0;
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
+  double allreduce_bytes = 0;    // gradient bytes on the wire this step
+  double allreduce_seconds = 0;  // time the communication thread spent on them
   std::string message;
 };
 
@@ -53,13 +55,21 @@ struct TrainEnv {
   comm::Communicator* comm = nullptr;
   const std::atomic<bool>* abort = nullptr;
   std::function<void(const TrainProgress&)> on_progress;  // after every step
+  // Called with (step, true) when this rank starts waiting in the gradient
+  // allreduce of `step` (1-based) and (step, false) when it leaves it.
+  std::function<void(int64_t step, bool waiting)> on_wait;
+  // Rank 0 writes an MLPerf-format log here (MlperfLogger, mlperf_log.h);
+  // empty: none. run_stop says "success" only when target_accuracy was
+  // reached, "aborted" otherwise (an exception included).
+  std::string mlperf_log_path;
   // For tests and benches (may be null): every step's loss, the final weights.
   std::vector<double>* losses = nullptr;
   std::vector<float>* final_params = nullptr;
 };
 
 // Throws dtrain::Error: bad spec for this backend, data errors, communication
-// errors (naming ranks and hosts), kAborted when env.abort is set.
+// errors (naming ranks and hosts), kAborted when env.abort is set, an MLPerf
+// log path that cannot be opened (kInvalidArgument, naming it).
 TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env);
 
 }  // namespace dtrain::trainer
