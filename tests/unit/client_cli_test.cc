@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -129,9 +130,14 @@ class ClientCli : public ::testing::Test {
     server_ = b.BuildAndStart();
     ASSERT_TRUE(server_);
     ASSERT_GT(port_, 0);
-    dir_ = ::testing::TempDir();
+    std::string tmpl = ::testing::TempDir() + "/client_cli_XXXXXX";  // one per test process
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
   }
-  void TearDown() override { server_->Shutdown(); }
+  void TearDown() override {
+    server_->Shutdown();
+    std::filesystem::remove_all(dir_);
+  }
 
   Result Run(const std::string& args) {
     const std::string out = dir_ + "/client_cli_out", err = dir_ + "/client_cli_err";
