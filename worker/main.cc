@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
     const char* have = std::getenv("OPENBLAS_NUM_THREADS");
     if (!have || blas != have) {
       setenv("OPENBLAS_NUM_THREADS", blas.c_str(), 1);
-      execv("/proc/self/exe", argv);
+      char self[4096];  // the resolved path, so ps and top still say dtrain-worker
+      const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      self[n > 0 ? n : 0] = '\0';
+      execv(n > 0 ? self : "/proc/self/exe", argv);
       std::perror("dtrain-worker: re-exec with OPENBLAS_NUM_THREADS failed; continuing");
     }
     InitLogging("worker-" + std::to_string(cfg.local_rank), cfg.log_level);
