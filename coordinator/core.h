@@ -157,4 +157,9 @@ std::vector<size_t> TopologyOrder(const std::vector<v1::Worker>& workers);
 
 double UnixNow();
 
+// SUCCEEDED, FAILED or CANCELLED: the job will not change any more.
+inline bool IsTerminal(v1::JobState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED;
+}
+
 }  // namespace dtrain::coordinator

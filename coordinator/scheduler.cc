@@ -17,10 +17,6 @@ double UnixNow() {
 
 namespace {
 
-bool Terminal(v1::JobState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED;
-}
-
 uint64_t DrawSeed() {
   std::random_device rd;
   return (uint64_t(rd()) << 32) ^ rd();
@@ -88,7 +84,7 @@ v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = FindJob(job_id);
-    if (Terminal(job.info.state())) {
+    if (IsTerminal(job.info.state())) {
       Fail(ErrorCode::kInvalidArgument, "job " + job_id + " already ended (" +
                                             v1::JobState_Name(job.info.state()) + ")");
     }
@@ -171,7 +167,7 @@ void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& o
 
 void CoordinatorCore::FailJob(Job& job, v1::JobState state, const std::string& reason,
                               Outbox& out) {
-  if (Terminal(job.info.state())) return;
+  if (IsTerminal(job.info.state())) return;
   const bool was_running = job.info.state() == v1::RUNNING;
   job.info.set_state(state);
   job.info.set_reason(reason);

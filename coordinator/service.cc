@@ -46,10 +46,6 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn&& fn) {
   return reactor;
 }
 
-bool Terminal(v1::JobState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED;
-}
-
 // One worker's long-lived stream. The first message must be Register.
 class WorkerSessionReactor final
     : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
@@ -199,7 +195,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     if (done_ || saw_terminal_) return;
     *pending_.mutable_job() = job;
     has_pending_ = true;
-    if (Terminal(job.state())) saw_terminal_ = true;
+    if (IsTerminal(job.state())) saw_terminal_ = true;
     if (!writing_) PumpLocked();
   }
   void PumpLocked() {

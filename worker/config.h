@@ -14,7 +14,7 @@ struct WorkerConfig {
   std::string local_rank_source = "default";  // which flag or variable set it
   std::string device = "auto";                 // auto | cpu | cuda
   std::string host;                            // defaults to the short host name
-  std::string metrics;                         // HOST:PORT (Prometheus, later issue)
+  std::string metrics;                         // HOST:PORT for Prometheus /metrics (empty: none)
   int blas_threads = 0;                        // 0: cores / local workers on this host
   int local_workers = 1;                       // workers sharing this host's cores
   double reconnect_max_seconds = 5.0;

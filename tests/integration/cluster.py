@@ -5,6 +5,7 @@ every process is killed on exit, so a failing test never hangs or leaks."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +23,13 @@ def wait_for(predicate, timeout, what, interval=0.05):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what} (last: {last!r})")
+
+
+def free_port():
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _read(path):
@@ -89,6 +97,11 @@ class Cluster:
 
     def job(self, job_id):
         return self.json("status", job_id)
+
+    def wait_step(self, job_id, step, timeout):
+        """Waits until the job's rank 0 has finished `step` steps; returns the job."""
+        return wait_for(lambda: (lambda j: j if int(j.get("step", 0)) >= step else None)(self.job(job_id)),
+                        timeout, f"job {job_id} to reach step {step}")
 
     def wait_state(self, job_id, states, timeout):
         return wait_for(lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),

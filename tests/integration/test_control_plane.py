@@ -5,18 +5,12 @@ stalled rank that stops heartbeating fails its job within the deadline."""
 
 import os
 import signal
-import socket
 import time
 import unittest
 
-from cluster import BIN, Cluster, wait_for
+from cluster import free_port, BIN, Cluster, wait_for
 import subprocess
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ControlPlane(unittest.TestCase):
@@ -91,8 +85,7 @@ class ControlPlane(unittest.TestCase):
                                 "allreduce: {timeout_seconds: 60}\n"
                                 "bench: {min_bytes: 1048576, max_bytes: 268435456, iterations: 200}\n")
             job_id = c.cli("submit", spec, check=True).stdout.strip()
-            job = wait_for(lambda: (lambda j: j if int(j.get("step", 0)) >= 1 else None)(c.job(job_id)),
-                           60, "progress")
+            job = c.wait_step(job_id, 1, 60)
             victim = next(r for r in job["ranks"] if r["rank"] == 0)
             pid = next(w["pid"] for w in c.json("workers") if w["id"] == victim["worker_id"])
             os.kill(pid, signal.SIGSTOP)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from cluster import BIN, Cluster, wait_for
+from cluster import free_port, BIN, Cluster, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 DASHBOARD = os.path.join(REPO, "deploy/grafana/dtrain.json")
@@ -49,11 +48,6 @@ SAMPLES_OPTIONAL = set()  # names that may be declared without samples
 METRIC = re.compile(r"\bdtrain_[a-z_]+\b")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dashboard_exprs(dash):
@@ -122,6 +116,11 @@ class DashboardMatchesExporters(unittest.TestCase):
             c.wait_idle(2)
             endpoints = [coord_metrics, *worker_metrics]
             prom = self._start_prometheus(endpoints)
+            # Its first scrape lands seconds after /-/ready: wait for it, so the short job
+            # below is surely scraped while it runs.
+            wait_for(lambda: self._query(prom, "count(up == 1)").get("data", {}).get("result")
+                     and self._query(prom, "count(up == 1)")["data"]["result"][0]["value"][1] == "3",
+                     30, "Prometheus to scrape all 3 endpoints once", interval=0.5)
 
             seen = {}
             texts = {}

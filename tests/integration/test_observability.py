@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import unittest
 import urllib.parse
 import urllib.request
 
-from cluster import Cluster, wait_for
+from cluster import free_port, Cluster, wait_for
 
 TRAIN = """
 name: obs-train
@@ -34,11 +33,6 @@ allreduce: {{dtype: fp16, timeout_seconds: 120}}
 eval_every_epochs: 1
 """
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=10):
@@ -79,7 +73,7 @@ class Observability(unittest.TestCase):
             try:
                 job_id = c.cli("submit", c.write_spec("t.yaml", TRAIN.format(steps=400)),
                                check=True).stdout.strip()
-                wait_for(lambda: int(c.job(job_id).get("step", 0)) >= 3, 120, "training steps")
+                c.wait_step(job_id, 3, 120)
 
                 # promtool lints every endpoint's exposition during the job.
                 for t in targets:
@@ -119,8 +113,7 @@ class Observability(unittest.TestCase):
                                 coordinator_args=["--stall-timeout", "2"]) as c:
             job_id = c.cli("submit", c.write_spec("s.yaml", TRAIN.format(steps=60)),
                            check=True).stdout.strip()
-            job = wait_for(lambda: (lambda j: j if int(j.get("step", 0)) >= 3 else None)(c.job(job_id)),
-                           120, "training steps")
+            job = c.wait_step(job_id, 3, 120)
             victim = next(r for r in job["ranks"] if r["rank"] == 1)
             pid = next(w["pid"] for w in c.json("workers") if w["id"] == victim["worker_id"])
             os.kill(pid, signal.SIGSTOP)

@@ -7,7 +7,7 @@ import signal
 import time
 import unittest
 
-from cluster import Cluster, wait_for
+from cluster import Cluster
 
 HEARTBEAT_TIMEOUT = 3.0
 
@@ -24,8 +24,7 @@ class WorkerKilledMidJob(unittest.TestCase):
     def test_job_fails_naming_lost_rank_and_survivors_run_the_next_job(self):
         with Cluster(workers=3, heartbeat_timeout=HEARTBEAT_TIMEOUT) as c:
             job_id = c.cli("submit", c.write_spec("long.yaml", LONG), check=True).stdout.strip()
-            job = wait_for(lambda: (lambda j: j if int(j.get("step", 0)) >= 1 else None)(c.job(job_id)),
-                           60, "the job to make progress")
+            job = c.wait_step(job_id, 1, 60)
             self.assertEqual(job["state"], "RUNNING")
             victim = next(r for r in job["ranks"] if r["rank"] == 1)
             pid = next(w["pid"] for w in c.json("workers") if w["id"] == victim["worker_id"])
