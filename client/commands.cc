@@ -60,7 +60,7 @@ int RunSubmit(const GlobalOptions& g, const std::string& spec_path,
               const std::vector<std::string>& sets, bool wait) {
   const std::string spec = ReadSpecFile(spec_path);
   CheckSetItems(sets);
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   const v1::Job job = client.SubmitJob(spec, sets);
   std::printf("%s\n", job.id().c_str());
   std::fflush(stdout);
@@ -69,7 +69,7 @@ int RunSubmit(const GlobalOptions& g, const std::string& spec_path,
 }
 
 int RunList(const GlobalOptions& g, bool json) {
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   const auto jobs = client.ListJobs();
   if (json) {
     std::fputs(JobsJson(jobs).c_str(), stdout);
@@ -82,7 +82,7 @@ int RunList(const GlobalOptions& g, bool json) {
 }
 
 int RunWorkers(const GlobalOptions& g, bool json) {
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   const auto workers = client.ListWorkers();
   if (json) {
     std::fputs(WorkersJson(workers).c_str(), stdout);
@@ -97,7 +97,7 @@ int RunWorkers(const GlobalOptions& g, bool json) {
 
 int RunStatus(const GlobalOptions& g, const std::string& job_id, bool json) {
   CheckJobId(job_id);
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   const v1::Job job = client.GetJob(job_id);
   std::fputs((json ? JobJson(job) : JobSummary(job, UnixNow())).c_str(), stdout);
   return kExitOk;
@@ -105,13 +105,13 @@ int RunStatus(const GlobalOptions& g, const std::string& job_id, bool json) {
 
 int RunWatch(const GlobalOptions& g, const std::string& job_id) {
   CheckJobId(job_id);
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   return OutcomeCode(FollowJob(client, job_id, stdout));
 }
 
 int RunCancel(const GlobalOptions& g, const std::string& job_id) {
   CheckJobId(job_id);
-  CoordinatorClient client(g.coordinator, g.timeout_seconds);
+  CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
   const v1::Job job = client.CancelJob(job_id);
   const char* id = job.id().empty() ? job_id.c_str() : job.id().c_str();
   switch (job.state()) {

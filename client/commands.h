@@ -7,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "client/rpc.h"
+
 namespace dtrain::cli {
 
 struct GlobalOptions {
   std::string coordinator;  // HOST:PORT, validated
   double timeout_seconds = 10;
+  ConnectOptions connect;   // TLS CA and token (--ca, --token-file)
 };
 
 int RunSubmit(const GlobalOptions& g, const std::string& spec_path,

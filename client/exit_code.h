@@ -5,6 +5,8 @@
 //   3 the coordinator cannot be reached
 //   4 not found (unknown job id)
 //   5 any other server error
+//   6 not authorized (UNAUTHENTICATED: missing or wrong token; PERMISSION_DENIED:
+//     a token of the wrong role, e.g. a worker's join token)
 // Only the small status-code enum header of gRPC is included here.
 #pragma once
 
@@ -22,6 +24,7 @@ enum ExitCode : int {
   kExitUnreachable = 3,
   kExitNotFound = 4,
   kExitServerError = 5,
+  kExitUnauthorized = 6,
 };
 
 // The text of the `dtrain --help` footer listing the codes above.

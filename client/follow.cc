@@ -144,7 +144,7 @@ v1::Job FollowJob(CoordinatorClient& client, const std::string& job_id, std::FIL
       if (IsTerminal(job.state())) break;
       // kClosed before the end: fall through to polling, then reopen.
     } catch (const CliError& e) {
-      if (e.code() == kExitNotFound || e.code() == kExitUsage) throw;
+      if (e.code() == kExitNotFound || e.code() == kExitUsage || e.code() == kExitUnauthorized) throw;
       if (e.transient()) {
         on_failure(e);
       } else if (!stream_failure_noted) {

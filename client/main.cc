@@ -11,6 +11,7 @@
 #include "client/exit_code.h"
 #include "common/error.h"
 #include "common/net.h"
+#include "common/secrets.h"
 
 namespace {
 
@@ -43,6 +44,13 @@ int Run(int argc, char** argv) {
   app.add_option("--timeout", timeout, "deadline of each call to the coordinator, seconds")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
+  std::string ca_file, token_file;
+  app.add_option("--ca", ca_file,
+                 "PEM CA certificate(s) to verify the coordinator's TLS certificate; without it "
+                 "the connection is plaintext")
+      ->envname("DTRAIN_CA");
+  app.add_option("--token-file", token_file,
+                 "file holding the client bearer token (else env DTRAIN_TOKEN)");
 
   std::string spec_path, job_id;
   std::vector<std::string> sets;
@@ -80,6 +88,8 @@ int Run(int argc, char** argv) {
   GlobalOptions g;
   g.coordinator = CoordinatorTarget(coordinator);
   g.timeout_seconds = timeout;
+  if (!ca_file.empty()) g.connect.ca_pem = dtrain::ReadPemFile("--ca", ca_file);
+  g.connect.token = dtrain::LoadToken("--token-file", token_file, "DTRAIN_TOKEN").token;
 
   if (submit->parsed()) return RunSubmit(g, spec_path, sets, wait);
   if (list->parsed()) return RunList(g, json);

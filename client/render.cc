@@ -196,6 +196,12 @@ std::string JobSummary(const v1::Job& j, double now) {
                                                : ": it has sent nothing since"));
   }
   if (!j.mlperf_log().empty()) field("MLPerf log", j.mlperf_log() + " (rank 0's host)");
+  if (j.checkpoint_step() > 0) {
+    field("Checkpoint", "step " + std::to_string(j.checkpoint_step()) + " in " + j.checkpoint_dir());
+  }
+  if (j.restarts() > 0 || j.attempt() > 0) {
+    field("Restarts", std::to_string(j.restarts()) + " (attempt " + std::to_string(j.attempt()) + ")");
+  }
   field("Submitted", FormatTimestamp(j.submit_time()));
   if (j.start_time() > 0) field("Started", FormatTimestamp(j.start_time()));
   if (j.end_time() > 0) field("Ended", FormatTimestamp(j.end_time()));
@@ -204,6 +210,12 @@ std::string JobSummary(const v1::Job& j, double now) {
           FormatDuration(JobElapsedSeconds(j, now)));
   } else if (j.state() == v1::QUEUED && j.submit_time() > 0) {
     field("Queued for", FormatDuration(now - j.submit_time()));
+  }
+  if (j.events_size() > 0) {  // the journal: restarts, resumes (the newest 10)
+    out += "Events:\n";
+    for (int i = std::max(0, j.events_size() - 10); i < j.events_size(); ++i) {
+      out += "  " + j.events(i) + "\n";
+    }
   }
   if (j.ranks_size() > 0) {
     out += "Ranks:\n";

@@ -34,10 +34,18 @@ struct CoordinatorClient::Impl {
   std::unique_ptr<v1::Coordinator::Stub> stub;
   double timeout = 10;
   bool connect_checked = false;
+  bool tls = false;
+  std::string authorization;  // "Bearer <token>", or empty
 
   std::string Unreachable(const std::string& address, const std::string& detail) const {
     return "cannot reach the coordinator at " + address + ": " + detail +
-           "; is dtrain-coordinator running? (set --coordinator or DTRAIN_COORDINATOR)";
+           "; is dtrain-coordinator running? (set --coordinator or DTRAIN_COORDINATOR" +
+           (tls ? "; TLS: does --ca hold the CA that signed its certificate?)"
+                : "; if it serves TLS, give --ca FILE or DTRAIN_CA)");
+  }
+
+  void Authorize(grpc::ClientContext& ctx) const {
+    if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
   }
 
   // Waits (at most min(timeout, 5 s)) for the channel to leave CONNECTING, so a
@@ -84,6 +92,13 @@ struct CoordinatorClient::Impl {
       case grpc::StatusCode::NOT_FOUND:
         if (message.empty()) message = what + ": " + std::to_string(status.error_code());
         break;  // the coordinator's message, as is: it names the field or the id
+      case grpc::StatusCode::UNAUTHENTICATED:
+      case grpc::StatusCode::PERMISSION_DENIED:
+        message = "not authorized: the coordinator at " + address + " refused " + what + ": " +
+                  message +
+                  (authorization.empty() ? " (no token given: use --token-file FILE or DTRAIN_TOKEN)"
+                                         : " (check the token in --token-file or DTRAIN_TOKEN)");
+        break;
       case grpc::StatusCode::UNIMPLEMENTED:
         message = "the coordinator at " + address + " does not implement " + what +
                   " (is it an older version?): " + message;
@@ -101,6 +116,7 @@ struct CoordinatorClient::Impl {
     CheckConnect(address);
     grpc::ClientContext ctx;
     ctx.set_deadline(After(timeout));
+    Authorize(ctx);
     Resp resp;
     const grpc::Status status = (stub.get()->*method)(&ctx, req, &resp);
     if (!status.ok()) Throw(status, address, what, timeout);
@@ -108,11 +124,20 @@ struct CoordinatorClient::Impl {
   }
 };
 
-CoordinatorClient::CoordinatorClient(const std::string& address, double timeout_seconds)
+CoordinatorClient::CoordinatorClient(const std::string& address, double timeout_seconds,
+                                     const ConnectOptions& connect)
     : address_(address), impl_(std::make_unique<Impl>()) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  impl_->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!connect.ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = connect.ca_pem;
+    creds = grpc::SslCredentials(ssl);
+    impl_->tls = true;
+  }
+  if (!connect.token.empty()) impl_->authorization = "Bearer " + connect.token;
+  impl_->channel = grpc::CreateCustomChannel(address, creds, args);
   impl_->stub = v1::Coordinator::NewStub(impl_->channel);
   impl_->timeout = timeout_seconds;
 }
@@ -162,6 +187,7 @@ CoordinatorClient::WatchEnd CoordinatorClient::WatchJob(
   impl_->CheckConnect(address_);
   grpc::ClientContext ctx;
   ctx.set_deadline(After(max_seconds));
+  impl_->Authorize(ctx);
   v1::WatchJobRequest req;
   req.set_job_id(job_id);
   auto reader = impl_->stub->WatchJob(&ctx, req);

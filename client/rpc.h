@@ -16,10 +16,18 @@
 
 namespace dtrain::cli {
 
+// How to talk to the coordinator: TLS when ca_pem is set (else plaintext),
+// and the bearer token every call carries (none when empty).
+struct ConnectOptions {
+  std::string ca_pem;
+  std::string token;
+};
+
 class CoordinatorClient {
  public:
   // `address` is HOST:PORT as the user gave it (already validated).
-  CoordinatorClient(const std::string& address, double timeout_seconds);
+  CoordinatorClient(const std::string& address, double timeout_seconds,
+                    const ConnectOptions& connect = {});
   ~CoordinatorClient();
 
   v1::Job SubmitJob(const std::string& spec_yaml, const std::vector<std::string>& sets);

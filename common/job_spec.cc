@@ -84,7 +84,13 @@ class Reader {
     std::string allowed;
     for (const auto& k : seen_) allowed += (allowed.empty() ? "" : ", ") + k;
     for (const auto& kv : node_) {
-      const std::string k = kv.first.as<std::string>();
+      if (kv.first.IsMap() || kv.first.IsSequence()) {  // e.g. "{[1]: 2}" (found by fuzzing)
+        p_.Add(prefix_.empty() ? "(top level)" : prefix_,
+               std::string("a ") + (kv.first.IsMap() ? "map" : "list") + " is not a field name (allowed here: " +
+                   allowed + ")");
+        continue;
+      }
+      const std::string k = kv.first.as<std::string>();  // a null key reads as "null"
       if (!seen_.count(k)) p_.Add(Join(prefix_, k), "unknown field (allowed here: " + allowed + ")");
     }
   }
@@ -216,6 +222,18 @@ void ValidateJobSpec(const JobSpec& s) {
                  " bytes, and at least bench.min_bytes");
   Range(p, "bench.iterations", s.bench.iterations, 1, 100000);
   Range(p, "bench.warmup", s.bench.warmup, 0, 10000);
+  if (!s.checkpoint.dir.empty() && s.checkpoint.dir[0] != '/') {
+    p.Add("checkpoint.dir", "'" + s.checkpoint.dir + "' must be an absolute path (every worker writes there)");
+  }
+  Range<int64_t>(p, "checkpoint.every_steps", s.checkpoint.every_steps, 0, int64_t(1) << 40);
+  Range(p, "checkpoint.every_epochs", s.checkpoint.every_epochs, 0.0, 10000.0);
+  Range(p, "checkpoint.keep", s.checkpoint.keep, 1, 1000);
+  if (s.checkpoint.dir.empty() && (s.checkpoint.every_steps > 0 || s.checkpoint.every_epochs > 0)) {
+    p.Add("checkpoint.dir", "must be set when checkpoint.every_steps or checkpoint.every_epochs is");
+  }
+  Range(p, "max_restarts", s.max_restarts, 0, 1000);
+  Range(p, "min_workers", s.min_workers, 1, s.workers, " (workers)");
+  Range(p, "elastic_wait_seconds", s.elastic_wait_seconds, 0.0, 86400.0, " s");
   p.ThrowIfAny();
 }
 
@@ -316,6 +334,18 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     o.Get("warmup", s.bench.warmup, "an integer");
     o.RejectUnknown();
   }
+  {
+    Reader o = r.Sub("checkpoint");
+    o.Get("dir", s.checkpoint.dir, "a string");
+    o.Get("every_steps", s.checkpoint.every_steps, "an integer");
+    o.Get("every_epochs", s.checkpoint.every_epochs, "a number");
+    o.Get("keep", s.checkpoint.keep, "an integer");
+    o.RejectUnknown();
+  }
+  r.Get("max_restarts", s.max_restarts, "an integer");
+  r.Get("elastic", s.elastic, "true or false");
+  r.Get("min_workers", s.min_workers, "an integer");
+  r.Get("elastic_wait_seconds", s.elastic_wait_seconds, "a number");
   r.RejectUnknown();
   p.ThrowIfAny();
   ValidateJobSpec(s);
@@ -381,6 +411,15 @@ std::string JobSpecToYaml(const JobSpec& s) {
     << YAML::Key << "max_bytes" << YAML::Value << s.bench.max_bytes
     << YAML::Key << "iterations" << YAML::Value << s.bench.iterations
     << YAML::Key << "warmup" << YAML::Value << s.bench.warmup << YAML::EndMap;
+  e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap
+    << YAML::Key << "dir" << YAML::Value << s.checkpoint.dir
+    << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps
+    << YAML::Key << "every_epochs" << YAML::Value << s.checkpoint.every_epochs
+    << YAML::Key << "keep" << YAML::Value << s.checkpoint.keep << YAML::EndMap;
+  e << YAML::Key << "max_restarts" << YAML::Value << s.max_restarts;
+  e << YAML::Key << "elastic" << YAML::Value << s.elastic;
+  e << YAML::Key << "min_workers" << YAML::Value << s.min_workers;
+  e << YAML::Key << "elastic_wait_seconds" << YAML::Value << s.elastic_wait_seconds;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -63,6 +63,13 @@ struct AugmentSpec {
   bool flip = true;      // random horizontal flip
 };
 
+struct CheckpointSpec {
+  std::string dir;          // absolute; checkpoints go to DIR/<job id>/step-N (empty: none)
+  int64_t every_steps = 0;  // write one every N steps (0: off)
+  double every_epochs = 0;  // or every E epochs (0: off); both set: whichever comes first
+  int keep = 2;             // newest checkpoints kept per job (older ones are removed)
+};
+
 struct JobSpec {
   std::string name = "job";
   std::string kind = "train";  // train | allreduce-bench
@@ -89,6 +96,16 @@ struct JobSpec {
   AugmentSpec augment;
   std::string device = "auto";  // auto | cpu | cuda (the worker's own flag wins)
   BenchSpec bench;
+  CheckpointSpec checkpoint;
+  // A lost worker restarts the job from its last checkpoint (from step 0
+  // without one), on a replacement worker when one is idle, at most this often.
+  int max_restarts = 0;
+  // true: when no replacement is idle within elastic_wait_seconds, continue on
+  // the workers there are (at least min_workers), scaling base_lr by the
+  // linear rule (workers now / workers) and re-sharding the data.
+  bool elastic = false;
+  int min_workers = 1;
+  double elastic_wait_seconds = 10.0;
 };
 
 // Throws Error(kInvalidArgument) naming each bad field and what is allowed.

@@ -7,6 +7,8 @@
 
 #include "common/error.h"
 #include "common/net.h"
+#include "common/secrets.h"
+#include "coordinator/auth.h"
 
 namespace dtrain::coordinator {
 
@@ -18,6 +20,9 @@ void CoordinatorConfig::Validate() const {
                                           ": allowed 0.1 .. 3600 seconds");
   }
   if (!metrics.empty()) ParseHostPort("--metrics", metrics);
+  if (tls_cert_file.empty() != tls_key_file.empty()) {
+    Fail(ErrorCode::kInvalidArgument, "--tls-cert and --tls-key go together: give both or neither");
+  }
   if (!(stall_timeout_seconds >= 0.1 && stall_timeout_seconds <= 86400)) {
     Fail(ErrorCode::kInvalidArgument, "--stall-timeout: allowed 0.1 .. 86400 seconds");
   }
@@ -32,11 +37,27 @@ std::string CoordinatorConfig::Describe() const {
   char buf[512];
   std::snprintf(buf, sizeof(buf),
                 "listen=%s metrics=%s heartbeat_timeout=%.1fs heartbeat_interval=%.1fs "
-                "stall_timeout=%.1fs log_level=%s",
+                "stall_timeout=%.1fs state_dir=%s log_level=%s",
                 listen.c_str(), metrics.empty() ? "off" : metrics.c_str(),
                 heartbeat_timeout_seconds, heartbeat_interval_seconds, stall_timeout_seconds,
+                state_dir.empty() ? "none (jobs are lost on restart)" : state_dir.c_str(),
                 log_level.c_str());
-  return buf;
+  return std::string(buf) + " tls=" + (tls_cert_file.empty() ? "off" : "on (cert " + tls_cert_file + ")") +
+         " client_token=" + client_token_source + " join_token=" + join_token_source;
+}
+
+void CoordinatorConfig::LoadSecrets() {
+  if (!tls_cert_file.empty()) {
+    tls_cert_pem = ReadPemFile("--tls-cert", tls_cert_file);
+    tls_key_pem = ReadPemFile("--tls-key", tls_key_file);
+  }
+  TokenSource ct = LoadToken("--client-token-file", client_token_file, "DTRAIN_CLIENT_TOKEN");
+  TokenSource jt = LoadToken("--join-token-file", join_token_file, "DTRAIN_JOIN_TOKEN");
+  Authorizer::ValidateTokens(ct.token, jt.token);
+  client_token = std::move(ct.token);
+  client_token_source = std::move(ct.where);
+  join_token = std::move(jt.token);
+  join_token_source = std::move(jt.where);
 }
 
 CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
@@ -57,13 +78,22 @@ CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
                  "reported as stalled")
       ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--state-dir", c.state_dir,
+                 "directory of the job store (SQLite): jobs survive a coordinator restart");
   app.add_option("--port-file", c.port_file, "write the bound port to this file once listening");
+  app.add_option("--tls-cert", c.tls_cert_file, "PEM certificate (chain) to serve TLS with (with --tls-key)");
+  app.add_option("--tls-key", c.tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--client-token-file", c.client_token_file,
+                 "file holding the bearer token client RPCs must carry (else env DTRAIN_CLIENT_TOKEN)");
+  app.add_option("--join-token-file", c.join_token_file,
+                 "file holding the bearer token workers must carry (else env DTRAIN_JOIN_TOKEN)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     std::exit(app.exit(e));
   }
   c.Validate();
+  c.LoadSecrets();
   return c;
 }
 

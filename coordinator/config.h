@@ -14,10 +14,19 @@ struct CoordinatorConfig {
   double stall_timeout_seconds = 30.0;
   std::string metrics;    // HOST:PORT for Prometheus (empty: none)
   std::string log_level = "info";
+  std::string state_dir;  // SQLite job store (empty: jobs do not survive a restart)
   std::string port_file;  // written with the bound port once listening (tests, scripts)
+  // Security (README "Security"). Secrets are loaded by LoadSecrets();
+  // Describe() says only where each came from, never a token.
+  std::string tls_cert_file, tls_key_file;  // both or neither
+  std::string tls_cert_pem, tls_key_pem;
+  std::string client_token_file, join_token_file;  // else env DTRAIN_CLIENT_TOKEN / DTRAIN_JOIN_TOKEN
+  std::string client_token, join_token;            // empty: that role is open
+  std::string client_token_source = "none", join_token_source = "none";
 
   void Validate() const;  // throws Error(kInvalidArgument) naming the flag
   std::string Describe() const;
+  void LoadSecrets();      // reads the TLS and token files; throws Error naming the file
 };
 
 // Parses argv; prints help and exits 0 for --help; throws Error on bad flags.

@@ -3,6 +3,19 @@
 // the heartbeat deadline. The gRPC service (service.cc) turns RPCs into calls
 // here; messages to a worker go out through its WorkerChannel. One mutex guards
 // everything; no call blocks on the network while holding it.
+//
+// Durability: with a JobStore (--state-dir) every job is written through on
+// each change of state or checkpoint (progress at most every 2 s); a new core
+// on the same store lists every job as before, and jobs that were RUNNING
+// when the old coordinator died go back to the front of the queue to resume
+// from their last checkpoint.
+//
+// Restarts: a train job that loses a rank (dead worker, failed rank, missed
+// rendezvous) with restarts left goes back to the front of the queue; its
+// surviving ranks are aborted and drain (BUSY until they report) before they
+// are idle again. It restarts from its last checkpoint on N idle workers (a
+// replacement included); with `elastic`, after elastic_wait_seconds, on the
+// idle workers there are (>= min_workers).
 #pragma once
 
 #include <atomic>
@@ -35,6 +48,8 @@ class WorkerChannel {
   virtual void Close(const std::string& reason) = 0;
 };
 
+class JobStore;
+
 struct CoreOptions {
   double heartbeat_timeout_seconds = 10.0;
   double heartbeat_interval_seconds = 1.0;  // told to workers at registration
@@ -42,6 +57,10 @@ struct CoreOptions {
   // Stall inspector: a rank is stalled when others finished the step after
   // its last one more than this long ago.
   double stall_timeout_seconds = 30.0;
+  // A worker told to abort a job (restart) is declared dead when it has not
+  // reported the job's end after this long.
+  double drain_timeout_seconds = 60.0;
+  JobStore* store = nullptr;  // not owned; null: nothing survives a restart
 };
 
 class CoordinatorCore {
@@ -55,6 +74,8 @@ class CoordinatorCore {
   std::vector<v1::Job> ListJobs() const;
   v1::Job Cancel(const std::string& job_id);
   std::vector<v1::Worker> ListWorkers() const;
+  // The same, copied straight into an RPC response (one copy, not two).
+  void ListWorkers(v1::ListWorkersResponse* out) const;
   // Calls `on_change` (outside the lock) with a snapshot whenever the job
   // changes, until it ends or the returned token is destroyed.
   using WatchFn = std::function<void(const v1::Job&)>;
@@ -78,6 +99,8 @@ class CoordinatorCore {
     std::string ucx_address;
     std::shared_ptr<WorkerChannel> channel;
     SteadyTime last_seen;
+    std::string draining_job;  // aborted for a restart; BUSY until it reports the end
+    SteadyTime drain_deadline;
   };
   struct Rendezvous {
     std::vector<std::string> values;
@@ -103,6 +126,11 @@ class CoordinatorCore {
     std::vector<int64_t> position;
     std::map<int64_t, SteadyTime> first_reached;
     int64_t max_position = 0;
+    SteadyTime requeued_at;  // when it went back to the queue for a restart
+    // What the store holds (Save writes when these change, or every 2 s).
+    int saved_state = -1;
+    int64_t saved_checkpoint = -1;
+    SteadyTime saved_at;
   };
   struct Watcher {
     std::string job_id;
@@ -122,6 +150,16 @@ class CoordinatorCore {
   void Schedule(Outbox& out, Notices& notices);
   void StartJob(Job& job, std::vector<Worker*> workers, Outbox& out);
   void FailJob(Job& job, v1::JobState state, const std::string& reason, Outbox& out);
+  // A rank was lost: restart (max_restarts left) or fail the job.
+  void FailOrRestart(Job& job, const std::string& reason, Outbox& out);
+  // Stops the ranks still running (they drain) and puts the job at the front
+  // of the queue for its next attempt.
+  void Requeue(Job& job, Outbox& out);
+  void AddEvent(Job& job, const std::string& text);
+  void Save(Job& job, bool force);  // write-through to the store
+  void Restore();                    // from the store, at construction
+  uint32_t NextSeq();
+  std::string NextWorkerId();
   void FinishRank(Job& job, int rank, const v1::JobFinished& fin, Outbox& out);
   void OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out);
   void OnProgress(Worker& w, const v1::Progress& p);
@@ -143,7 +181,10 @@ class CoordinatorCore {
   std::map<uint64_t, Watcher> watchers_;
   uint64_t next_watcher_ = 1;
   uint64_t next_job_ = 1;
-  uint64_t next_worker_ = 1;
+  // Worker ids and job sequence numbers (UCX tags) never repeat, across
+  // coordinator restarts too: the store keeps a reserved block's end.
+  uint64_t next_worker_ = 1, worker_block_end_ = 0;
+  uint64_t next_seq_ = 1, seq_block_end_ = 0;
 
   std::atomic<bool> stop_{false};
   std::mutex health_mu_;

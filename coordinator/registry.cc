@@ -17,6 +17,7 @@ double Seconds(std::chrono::steady_clock::duration d) {
 }  // namespace
 
 CoordinatorCore::CoordinatorCore(CoreOptions options) : opt_(options) {
+  if (opt_.store) Restore();
   health_ = std::thread([this] { HealthLoop(); });
 }
 
@@ -57,9 +58,7 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
       if (old.info.state() != v1::DEAD) DeclareDead(old, "it registered again (restarted?)", out);
       if (auto jt = jobs_.find(old_job); jt != jobs_.end()) Touch(jt->second, notices);
     } else {
-      char buf[32];
-      std::snprintf(buf, sizeof(buf), "w-%04llu", static_cast<unsigned long long>(next_worker_++));
-      id = buf;
+      id = NextWorkerId();
     }
     Worker& w = workers_[id];
     w.info.Clear();
@@ -106,6 +105,12 @@ void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::Wo
         OnPublish(w, msg.publish(), out);
         break;
       case v1::WorkerMessage::kFinished: {
+        if (!w.draining_job.empty() && w.draining_job == msg.finished().job_id()) {
+          w.draining_job.clear();  // the aborted rank of a restarted job has stopped
+          w.info.set_state(v1::IDLE);
+          Schedule(out, notices);
+          break;
+        }
         auto jt = jobs_.find(msg.finished().job_id());
         if (jt == jobs_.end() || job_id != msg.finished().job_id()) break;
         const int rank = w.info.rank();
@@ -168,7 +173,7 @@ void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out
   if (rank >= 0 && rank < static_cast<int>(job.finished.size())) job.finished[rank] = true;
   std::string reason = "lost " + RankName(job, rank) + ": " + why;
   if (!job.pending_failure.empty()) reason += "; first reported by " + job.pending_failure;
-  FailJob(job, v1::FAILED, reason, out);
+  FailOrRestart(job, reason, out);
 }
 
 void CoordinatorCore::CheckDeadlines(SteadyTime now) {
@@ -180,6 +185,14 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
         std::chrono::duration<double>(opt_.heartbeat_timeout_seconds));
     bool changed = false;
     for (auto& [id, w] : workers_) {
+      if (!w.draining_job.empty() && w.info.state() == v1::BUSY && now > w.drain_deadline) {
+        char why[160];
+        std::snprintf(why, sizeof(why), "it did not stop job %s within %.0f s of being told to",
+                      w.draining_job.c_str(), opt_.drain_timeout_seconds);
+        DeclareDead(w, why, out);
+        changed = true;
+        continue;
+      }
       if (w.info.state() == v1::DEAD || now - w.last_seen <= timeout) continue;
       const std::string job_id = w.info.job_id();
       char why[128];
@@ -192,7 +205,7 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
     for (auto& [id, job] : jobs_) {
       if (job.info.state() != v1::RUNNING) continue;
       if (!job.pending_failure.empty() && now >= job.pending_until) {
-        FailJob(job, v1::FAILED, job.pending_failure, out);
+        FailOrRestart(job, job.pending_failure, out);
         Touch(job, notices);
         changed = true;
         continue;
@@ -214,15 +227,27 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
         for (size_t r = 0; r < rv.arrived.size(); ++r) {
           if (rv.arrived[r]) out.push_back({workers_.at(job.worker_ids[r]).channel, msg});
         }
-        FailJob(job, v1::FAILED, reason, out);  // clears job.rendezvous
+        FailOrRestart(job, reason, out);  // clears job.rendezvous
         Touch(job, notices);
         changed = true;
         break;
       }
     }
-    if (changed) Schedule(out, notices);
+    // Also for elastic jobs whose wait for a replacement ran out.
+    if (changed || !queue_.empty()) Schedule(out, notices);
   }
   Deliver(out, notices);
+}
+
+void CoordinatorCore::ListWorkers(v1::ListWorkersResponse* resp) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  resp->mutable_workers()->Reserve(int(workers_.size()));
+  for (const auto& [id, w] : workers_) {
+    v1::Worker* out = resp->add_workers();
+    *out = w.info;
+    out->set_last_heartbeat_age_seconds(Seconds(now - w.last_seen));
+  }
 }
 
 std::vector<v1::Worker> CoordinatorCore::ListWorkers() const {
@@ -254,6 +279,7 @@ std::shared_ptr<void> CoordinatorCore::Watch(const std::string& job_id, WatchFn 
 }
 
 void CoordinatorCore::Touch(Job& job, Notices& notices) {
+  Save(job, false);
   for (const auto& [key, w] : watchers_) {
     if (w.job_id == job.info.id()) notices.push_back({w.fn, job.info});
   }

@@ -38,7 +38,6 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
     std::snprintf(id, sizeof(id), "job-%06llu", static_cast<unsigned long long>(n));
     Job& job = jobs_[id];
     job.spec = spec;
-    job.seq = static_cast<uint32_t>(n);
     job.info.set_id(id);
     job.info.set_name(spec.name);
     job.info.set_kind(spec.kind);
@@ -48,6 +47,12 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
     job.info.set_spec_yaml(JobSpecToYaml(spec));
     job.info.set_eval_accuracy(-1);
     job.info.set_submit_time(UnixNow());
+    try {
+      Save(job, true);  // nothing is queued that the store does not hold
+    } catch (...) {
+      jobs_.erase(id);
+      throw;
+    }
     queue_.push_back(id);
     spdlog::info("job {} '{}' ({}) queued: {} workers, seed {}", id, spec.name, spec.kind,
                  spec.workers, *spec.seed);
@@ -101,20 +106,35 @@ v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
 }
 
 void CoordinatorCore::Schedule(Outbox& out, Notices& notices) {
+  const auto now = std::chrono::steady_clock::now();
   while (!queue_.empty()) {
     Job& job = jobs_.at(queue_.front());
-    std::vector<v1::Worker> idle_info;
+    // Pointers first: copying every idle worker on each registration made
+    // 2,048 registrations O(N^2) (bench/load).
     std::vector<Worker*> idle;
     for (auto& [id, w] : workers_) {
-      if (w.info.state() == v1::IDLE) {
-        idle.push_back(&w);
-        idle_info.push_back(w.info);
-      }
+      if (w.info.state() == v1::IDLE) idle.push_back(&w);
     }
-    if (static_cast<int>(idle.size()) < job.spec.workers) return;  // strict FIFO
+    int want = job.spec.workers;
+    if (static_cast<int>(idle.size()) < want) {
+      // Elastic: a restarted job that waited long enough for a replacement
+      // goes on with the idle workers there are.
+      const bool shrink =
+          job.spec.elastic && job.info.attempt() > 0 &&
+          static_cast<int>(idle.size()) >= job.spec.min_workers &&
+          std::chrono::duration<double>(now - job.requeued_at).count() >= job.spec.elastic_wait_seconds;
+      if (!shrink) return;  // strict FIFO
+      want = static_cast<int>(idle.size());
+      AddEvent(job, "elastic: continuing on " + std::to_string(want) + " of " +
+                        std::to_string(job.spec.workers) + " workers (learning rate scaled by " +
+                        std::to_string(want) + "/" + std::to_string(job.spec.workers) + ")");
+    }
+    std::vector<v1::Worker> idle_info;
+    idle_info.reserve(idle.size());
+    for (Worker* w : idle) idle_info.push_back(w->info);
     std::vector<Worker*> chosen;
     for (size_t i : TopologyOrder(idle_info)) {
-      if (static_cast<int>(chosen.size()) == job.spec.workers) break;
+      if (static_cast<int>(chosen.size()) == want) break;
       chosen.push_back(idle[i]);
     }
     queue_.pop_front();
@@ -125,8 +145,10 @@ void CoordinatorCore::Schedule(Outbox& out, Notices& notices) {
 
 void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& out) {
   const int n = static_cast<int>(workers.size());
+  const uint32_t seq = NextSeq();
   job.info.set_state(v1::RUNNING);
-  job.info.set_start_time(UnixNow());
+  job.info.set_world_size(n);
+  if (job.info.attempt() == 0) job.info.set_start_time(UnixNow());
   job.worker_ids.clear();
   job.finished.assign(n, false);
   job.last_progress.assign(n, v1::Progress());
@@ -149,7 +171,12 @@ void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& o
     v1::CoordinatorMessage msg;
     v1::Assignment* a = msg.mutable_assignment();
     a->set_job_id(job.info.id());
-    a->set_job_seq(job.seq);
+    a->set_job_seq(seq);
+    a->set_attempt(job.info.attempt());
+    if (job.info.checkpoint_step() > 0) {
+      a->set_resume_dir(job.info.checkpoint_dir());
+      a->set_resume_step(job.info.checkpoint_step());
+    }
     a->set_rank(r);
     a->set_world_size(n);
     a->set_seed(job.info.seed());
@@ -162,7 +189,14 @@ void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& o
     out.push_back({workers[r]->channel, msg});
     hosts += (r ? ", " : "") + RankName(job, r);
   }
-  spdlog::info("job {} started on {} workers: {}", job.info.id(), n, hosts);
+  job.info.set_message(job.info.attempt() == 0 ? "started"
+                                                : "attempt " + std::to_string(job.info.attempt()) +
+                                                      " started on " + std::to_string(n) + " workers");
+  if (job.info.attempt() > 0) AddEvent(job, job.info.message() + ": " + hosts);
+  spdlog::info("job {} {} on {} workers: {}", job.info.id(),
+               job.info.attempt() ? "attempt " + std::to_string(job.info.attempt()) + " started"
+                                  : std::string("started"),
+               n, hosts);
 }
 
 void CoordinatorCore::FailJob(Job& job, v1::JobState state, const std::string& reason,
@@ -206,7 +240,7 @@ void CoordinatorCore::FinishRank(Job& job, int rank, const v1::JobFinished& fin,
     if (!f) return;
   }
   if (!job.pending_failure.empty()) {  // nobody is left to be lost
-    FailJob(job, v1::FAILED, job.pending_failure, out);
+    FailOrRestart(job, job.pending_failure, out);
     return;
   }
   job.info.set_state(v1::SUCCEEDED);
@@ -232,6 +266,10 @@ void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
   Advance(job, rank, p.step());
   if (!p.mlperf_log().empty()) job.info.set_mlperf_log(p.mlperf_log());
   if (rank != 0) return;
+  if (p.checkpoint_step() > 0) {  // every rank has written it (the trainer's barrier)
+    job.info.set_checkpoint_step(p.checkpoint_step());
+    job.info.set_checkpoint_dir(p.checkpoint_dir());
+  }
   v1::Job& j = job.info;
   j.set_step(p.step());
   j.set_total_steps(p.total_steps());

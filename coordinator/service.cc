@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "coordinator/auth.h"
 #include "proto/dtrain.grpc.pb.h"
 
 namespace dtrain::coordinator {
@@ -30,10 +31,38 @@ grpc::Status ToStatus(const Error& e) {
   return {grpc::StatusCode::UNKNOWN, e.what()};
 }
 
-// Runs `fn` and finishes the unary reactor with its outcome.
+// The bearer-token check every Coordinator RPC runs before it touches the
+// core (auth.h). The message names the role and the RPC, never a token.
+grpc::Status Authorize(const Authorizer& auth, grpc::CallbackServerContext* ctx, Role role,
+                       const char* rpc) {
+  const auto& md = ctx->client_metadata();
+  const auto it = md.find("authorization");
+  const std::string_view value =
+      it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  const AuthResult r = auth.Check(value, role, rpc);
+  if (r.ok()) return grpc::Status::OK;
+  spdlog::warn("rejected {} from {}: {}", rpc, ctx->peer(), r.message);
+  return {r.code == AuthResult::kPermissionDenied ? grpc::StatusCode::PERMISSION_DENIED
+                                                  : grpc::StatusCode::UNAUTHENTICATED,
+          r.message};
+}
+
+// A stream refused by Authorize: finished at once.
+template <class Reactor>
+class Rejected final : public Reactor {
+ public:
+  explicit Rejected(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// Runs `fn` (unless `auth` failed) and finishes the unary reactor with its outcome.
 template <class Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn&& fn) {
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const grpc::Status& auth, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!auth.ok()) {
+    reactor->Finish(auth);
+    return reactor;
+  }
   grpc::Status status;
   try {
     fn();
@@ -219,59 +248,77 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(CoordinatorCore& core) : core_(core) {}
+  CoordinatorService(CoordinatorCore& core, const Authorizer& auth) : core_(core), auth_(auth) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req,
                                       v1::SubmitJobResponse* resp) override {
-    return Unary(ctx, [&] {
+    return Unary(ctx, Client(ctx, "SubmitJob"), [&] {
       std::vector<std::string> sets(req->set().begin(), req->set().end());
       *resp->mutable_job() = core_.Submit(req->spec_yaml(), sets);
     });
   }
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
                                    v1::Job* resp) override {
-    return Unary(ctx, [&] { *resp = core_.GetJob(req->job_id()); });
+    return Unary(ctx, Client(ctx, "GetJob"), [&] { *resp = core_.GetJob(req->job_id()); });
   }
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx, const v1::ListJobsRequest*,
                                      v1::ListJobsResponse* resp) override {
-    return Unary(ctx, [&] {
+    return Unary(ctx, Client(ctx, "ListJobs"), [&] {
       for (auto& j : core_.ListJobs()) *resp->add_jobs() = std::move(j);
     });
   }
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const v1::CancelJobRequest* req, v1::Job* resp) override {
-    return Unary(ctx, [&] { *resp = core_.Cancel(req->job_id()); });
+    return Unary(ctx, Client(ctx, "CancelJob"), [&] { *resp = core_.Cancel(req->job_id()); });
   }
   grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
                                         const v1::ListWorkersRequest*,
                                         v1::ListWorkersResponse* resp) override {
-    return Unary(ctx, [&] {
-      for (auto& w : core_.ListWorkers()) *resp->add_workers() = std::move(w);
+    return Unary(ctx, Client(ctx, "ListWorkers"), [&] {
+      core_.ListWorkers(resp);
     });
   }
-  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {
+    if (grpc::Status st = Client(ctx, "WatchJob"); !st.ok()) {
+      return new Rejected<grpc::ServerWriteReactor<v1::JobEvent>>(st);
+    }
     return new WatchReactor(core_, req->job_id());
   }
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerSession(
       grpc::CallbackServerContext* ctx) override {
+    if (grpc::Status st = Authorize(auth_, ctx, Role::kWorker, "WorkerSession"); !st.ok()) {
+      return new Rejected<grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>>(st);
+    }
     return new WorkerSessionReactor(core_, ctx->peer());
   }
 
  private:
+  grpc::Status Client(grpc::CallbackServerContext* ctx, const char* rpc) const {
+    return Authorize(auth_, ctx, Role::kClient, rpc);
+  }
+
   CoordinatorCore& core_;
+  const Authorizer& auth_;
 };
 
 }  // namespace
 
 void RunServer(CoordinatorCore& core, const std::string& listen, const std::atomic<bool>& stop,
-               const std::function<void(int port)>& on_ready) {
+               const std::function<void(int port)>& on_ready, const ServerSecurity& security) {
   grpc::EnableDefaultHealthCheckService(true);
-  CoordinatorService service(core);
+  const Authorizer auth(security.client_token, security.join_token);
+  CoordinatorService service(core, auth);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!security.tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({security.tls_key_pem, security.tls_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(listen, creds, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Keepalive so a vanished peer's stream is noticed even when it sends nothing.
@@ -282,8 +329,9 @@ void RunServer(CoordinatorCore& core, const std::string& listen, const std::atom
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    Fail(ErrorCode::kUnavailable, "cannot listen on " + listen +
-                                      " (address in use, or not an address of this host?)");
+    Fail(ErrorCode::kUnavailable,
+         "cannot listen on " + listen + " (address in use, or not an address of this host?" +
+             (security.tls_cert_pem.empty() ? ")" : " or --tls-cert and --tls-key do not match?)"));
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   on_ready(port);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/net.h"
+#include "common/secrets.h"
 
 namespace dtrain::worker {
 namespace {
@@ -55,12 +56,15 @@ std::string WorkerConfig::Describe() const {
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
          " blas_threads=" + std::to_string(blas_threads) +
          " local_workers=" + std::to_string(local_workers) +
-         (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir;
+         (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir +
+         " tls=" + (ca_file.empty() ? "off" : "on (ca " + ca_file + ")") +
+         " join_token=" + join_token_source;
 }
 
 WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   WorkerConfig c;
   if (const char* e = std::getenv("DTRAIN_COORDINATOR")) c.coordinator = e;
+  if (const char* e = std::getenv("DTRAIN_CA")) c.ca_file = e;
   for (const char* var : kLocalRankVars) {
     if (const char* v = std::getenv(var)) {
       c.local_rank = ParseNonNegative(var, v);
@@ -91,6 +95,11 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   app.add_option("--log-dir", c.log_dir,
                  "folder for per-job files; rank 0 writes the MLPerf log <job>.mllog there")
       ->capture_default_str();
+  app.add_option("--ca", c.ca_file,
+                 "PEM CA certificate(s) to verify the coordinator's TLS certificate with; "
+                 "without it the connection is plaintext (env DTRAIN_CA)");
+  app.add_option("--join-token-file", c.join_token_file,
+                 "file holding the coordinator's join token (else env DTRAIN_JOIN_TOKEN)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +112,10 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
     c.blas_threads = std::max(1, cores / c.local_workers);
   }
   c.Validate();
+  if (!c.ca_file.empty()) c.ca_pem = ReadPemFile("--ca", c.ca_file);
+  TokenSource jt = LoadToken("--join-token-file", c.join_token_file, "DTRAIN_JOIN_TOKEN");
+  c.join_token = std::move(jt.token);
+  c.join_token_source = std::move(jt.where);
   return c;
 }
 

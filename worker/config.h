@@ -21,6 +21,13 @@ struct WorkerConfig {
   double rpc_timeout_seconds = 10.0;
   std::string log_level = "info";
   std::string log_dir = "/tmp/dtrain";  // rank 0 writes <log_dir>/<job>.mllog (MLPerf log)
+  // Security (README "Security"): TLS when ca_file is set; the join token is
+  // sent as "authorization: Bearer <token>" on the session stream, never logged.
+  std::string ca_file;                 // --ca (env DTRAIN_CA)
+  std::string ca_pem;                  // its contents (loaded by ParseWorkerFlags)
+  std::string join_token_file;         // --join-token-file (else env DTRAIN_JOIN_TOKEN)
+  std::string join_token;
+  std::string join_token_source = "none";
 
   void Validate() const;
   std::string Describe() const;

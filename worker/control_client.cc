@@ -34,6 +34,7 @@ struct ControlClient::Impl {
   };
   std::map<std::pair<std::string, std::string>, Slot> rendezvous;
   std::mutex write_mu;  // one writer at a time on the stream
+  grpc::Status last_refusal;  // the status of the last session that did not register
 
   bool Send(const v1::WorkerMessage& msg) {
     std::lock_guard<std::mutex> wl(write_mu);
@@ -75,6 +76,7 @@ struct ControlClient::Impl {
   bool Session(const std::shared_ptr<grpc::Channel>& channel) {
     auto stub = v1::Coordinator::NewStub(channel);
     grpc::ClientContext context;
+    if (!cfg.join_token.empty()) context.AddMetadata("authorization", "Bearer " + cfg.join_token);
     auto s = stub->WorkerSession(&context);
     {
       std::lock_guard<std::mutex> l(mu);
@@ -84,7 +86,8 @@ struct ControlClient::Impl {
     v1::WorkerMessage hello;
     *hello.mutable_register_() = reg;
     v1::CoordinatorMessage first;
-    bool registered = s->Write(hello) && s->Read(&first) && first.has_registered();
+    const bool answered = s->Write(hello) && s->Read(&first);
+    const bool registered = answered && first.has_registered();
     std::thread heartbeat;
     if (registered) {
       {
@@ -116,7 +119,9 @@ struct ControlClient::Impl {
       ctx = nullptr;
     }
     cv.notify_all();
-    context.TryCancel();
+    // Not answered: the coordinator ended the stream (e.g. UNAUTHENTICATED);
+    // keep its status for the log rather than cancelling over it.
+    if (answered) context.TryCancel();
     if (heartbeat.joinable()) heartbeat.join();
     {
       std::lock_guard<std::mutex> wl(write_mu);  // no writer still inside the stream
@@ -124,6 +129,7 @@ struct ControlClient::Impl {
       stream = nullptr;
     }
     const grpc::Status st = s->Finish();
+    if (!registered) last_refusal = st;
     if (registered && !stop) {
       spdlog::warn("stream to the coordinator ended: {}", st.error_message());
       handlers.on_disconnect(st.error_message().empty() ? "stream ended" : st.error_message());
@@ -148,11 +154,17 @@ void ControlClient::Run() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!m.cfg.ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = m.cfg.ca_pem;
+    creds = grpc::SslCredentials(ssl);
+  }
   double backoff = 0.1;
   int failures = 0;
   while (!m.stop) {
-    auto channel =
-        grpc::CreateCustomChannel(m.cfg.coordinator, grpc::InsecureChannelCredentials(), args);
+    auto channel = grpc::CreateCustomChannel(m.cfg.coordinator, creds, args);
+    m.last_refusal = grpc::Status::OK;
     const auto connect_deadline =
         std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::duration<double>(m.cfg.rpc_timeout_seconds));
@@ -163,8 +175,21 @@ void ControlClient::Run() {
       backoff = 0.1;
       failures = 0;
     } else if (++failures == 1 || failures % 10 == 0) {
-      spdlog::warn("cannot reach the coordinator at {} (attempt {}); retrying with backoff up to {:.1f} s",
-                   m.cfg.coordinator, failures, m.cfg.reconnect_max_seconds);
+      const auto code = m.last_refusal.error_code();
+      if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED) {
+        spdlog::error("the coordinator at {} refused this worker (attempt {}): {}; give its join "
+                      "token with --join-token-file or DTRAIN_JOIN_TOKEN (retrying)",
+                      m.cfg.coordinator, failures, m.last_refusal.error_message());
+      } else {
+        spdlog::warn("cannot reach the coordinator at {} (attempt {}{}); retrying with backoff up to "
+                     "{:.1f} s{}",
+                     m.cfg.coordinator, failures,
+                     m.last_refusal.ok() ? "" : ": " + m.last_refusal.error_message(),
+                     m.cfg.reconnect_max_seconds,
+                     m.cfg.ca_pem.empty()
+                         ? " (if it serves TLS, give --ca)"
+                         : " (TLS: does --ca hold the CA that signed its certificate?)");
+      }
     }
     std::unique_lock<std::mutex> l(m.mu);
     m.cv.wait_for(l, std::chrono::duration<double>(backoff), [&] { return m.stop.load(); });

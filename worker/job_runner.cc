@@ -2,11 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include "common/error.h"
 #include "common/job_spec.h"
 #include "worker/comm/local_communicator.h"
+#ifdef DTRAIN_HAVE_NCCL
+#include "worker/comm/nccl_communicator.h"
+#endif
 #include "worker/comm/ucx_communicator.h"
 #include "worker/control_client.h"
 #include "worker/jobs/allreduce_bench.h"
@@ -16,27 +21,71 @@
 namespace dtrain::worker {
 namespace {
 
+std::vector<comm::PeerInfo> Peers(const v1::Assignment& a) {
+  std::vector<comm::PeerInfo> peers;
+  for (const v1::RankInfo& p : a.peers()) {
+    peers.push_back({p.rank(), p.host(), p.worker_id(), p.ucx_address()});
+  }
+  return peers;
+}
+
+// NCCL needs this worker's device to be a GPU (and a build with NCCL). Rank 0
+// creates the unique id; the coordinator's rendezvous "nccl-id" relays it
+// (the other ranks publish ""); then all ranks initialise collectively.
+std::unique_ptr<comm::Communicator> MakeNccl(const v1::Assignment& a, const DeviceInfo& device,
+                                             ControlClient& control,
+                                             const std::function<Deadline()>& deadline) {
+  if (device.kind != "cuda") {
+    Fail(ErrorCode::kUnavailable, "allreduce.backend nccl needs a CUDA device; this worker has none "
+                                  "(device " + device.kind + "); use ucx or local");
+  }
+#ifdef DTRAIN_HAVE_NCCL
+  const std::string mine = a.rank() == 0 ? comm::NewNcclUniqueId() : std::string();
+  const std::vector<std::string> ids = control.Rendezvous(a.job_id(), "nccl-id", mine, deadline());
+  if (ids.empty()) Fail(ErrorCode::kInternal, "rendezvous nccl-id returned no values");
+  return comm::MakeNcclCommunicator(a.rank(), a.world_size(), ids[0], device.index, Peers(a),
+                                    deadline());
+#else
+  Fail(ErrorCode::kUnavailable, "allreduce.backend nccl: this worker was built without NCCL "
+                                "(libnccl not found at build time); use ucx or local");
+#endif
+}
+
 std::unique_ptr<comm::Communicator> MakeCommunicator(const JobSpec& spec, const v1::Assignment& a,
-                                                     comm::UcxWorker* ucx) {
+                                                     comm::UcxWorker* ucx, const DeviceInfo& device,
+                                                     ControlClient& control,
+                                                     const std::atomic<bool>* abort) {
+  const double timeout = spec.allreduce.timeout_seconds;
+  const std::function<Deadline()> deadline = [timeout, abort] {
+    return Deadline::AfterSeconds(timeout, abort);
+  };
   std::string backend = spec.allreduce.backend;
-  if (backend == "auto") backend = a.world_size() == 1 ? "local" : "ucx";
+  if (backend == "auto") {
+#ifdef DTRAIN_HAVE_NCCL
+    const bool nccl_here = device.kind == "cuda" && spec.device != "cpu";
+#else
+    const bool nccl_here = false;
+#endif
+    if (a.world_size() == 1) {
+      backend = nccl_here ? "nccl" : "local";
+    } else {
+      // All ranks must pick the same backend: nccl only if every rank can.
+      const std::vector<std::string> votes = control.Rendezvous(
+          a.job_id(), "allreduce-backend", nccl_here ? "nccl" : "ucx", deadline());
+      backend = std::all_of(votes.begin(), votes.end(), [](const std::string& v) { return v == "nccl"; })
+                    ? "nccl"
+                    : "ucx";
+    }
+  }
   if (backend == "local") {
     if (a.world_size() != 1) {
       Fail(ErrorCode::kInvalidArgument, "allreduce.backend local needs a world of 1 rank");
     }
     return comm::MakeLocalCommunicator();
   }
-  if (backend == "nccl") {
-    Fail(ErrorCode::kUnavailable,
-         "allreduce.backend nccl is not available in this worker yet (the GPU engine adds it); "
-         "use auto or ucx");
-  }
+  if (backend == "nccl") return MakeNccl(a, device, control, deadline);
   if (!ucx) Fail(ErrorCode::kUnavailable, "allreduce.backend ucx: UCX failed to start on this worker");
-  std::vector<comm::PeerInfo> peers;
-  for (const v1::RankInfo& p : a.peers()) {
-    peers.push_back({p.rank(), p.host(), p.worker_id(), p.ucx_address()});
-  }
-  return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), std::move(peers));
+  return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), Peers(a));
 }
 
 v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dtype,
@@ -116,7 +165,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
   try {
     const JobSpec spec = ParseJobSpec(a.spec_yaml());
     const double timeout = spec.allreduce.timeout_seconds;
-    std::unique_ptr<comm::Communicator> comm = MakeCommunicator(spec, a, ucx_);
+    std::unique_ptr<comm::Communicator> comm =
+        MakeCommunicator(spec, a, ucx_, devices_.at(0), *control_, abort.get());
     control_->Rendezvous(a.job_id(), "start", "", Deadline::AfterSeconds(timeout, abort.get()));
     if (spec.kind == "allreduce-bench") {
       const comm::DType dtype = comm::ParseDType(spec.allreduce.dtype);
@@ -145,8 +195,22 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       if (a.rank() == 0) {
         std::error_code ec;
         std::filesystem::create_directories(cfg_.log_dir, ec);
-        env.mlperf_log_path = cfg_.log_dir + "/" + a.job_id() + ".mllog";
+        env.mlperf_log_path = cfg_.log_dir + "/" + a.job_id() +
+                              (a.attempt() > 0 ? ".attempt-" + std::to_string(a.attempt()) : "") +
+                              ".mllog";
       }
+      if (!spec.checkpoint.dir.empty()) {
+        env.checkpoint_dir = (std::filesystem::path(spec.checkpoint.dir) / a.job_id()).string();
+      }
+      env.resume_dir = a.resume_dir();
+      bool told_log = false;
+      int64_t checkpoint_step = 0;  // reported with the next progress message
+      std::string checkpoint_dir;
+      env.on_checkpoint = [&](int64_t step, const std::string& dir) {
+        checkpoint_step = step;
+        checkpoint_dir = dir;
+        spdlog::info("job {}: checkpoint of step {} written by every rank: {}", a.job_id(), step, dir);
+      };
       env.on_wait = [&](int64_t step, bool waiting) {
         control_->SetWaiting(a.job_id(), waiting ? step : 0);
       };
@@ -170,7 +234,13 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         p->set_loss_scale(1.0);
         p->set_allreduce_bytes(tp.allreduce_bytes);
         p->set_allreduce_seconds(tp.allreduce_seconds);
-        if (tp.step == 1) p->set_mlperf_log(env.mlperf_log_path);
+        if (!told_log) p->set_mlperf_log(env.mlperf_log_path);  // the run's first step
+        told_log = true;
+        if (checkpoint_step > 0) {
+          p->set_checkpoint_step(checkpoint_step);
+          p->set_checkpoint_dir(checkpoint_dir);
+          checkpoint_step = 0;
+        }
         report(m);
       };
       const trainer::TrainOutcome o = trainer::RunTraining(spec, env);
@@ -199,9 +269,13 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
   }
   if (metrics_) metrics_->EndJob();
   control_->SetWaiting("", 0);
+  {
+    // Idle BEFORE saying so: the coordinator may assign the next job the
+    // moment it reads JobFinished (Start then joins this thread).
+    std::lock_guard<std::mutex> lock(mu_);
+    job_id_.clear();
+  }
   control_->Send(out);
-  std::lock_guard<std::mutex> lock(mu_);
-  job_id_.clear();
 }
 
 }  // namespace dtrain::worker

@@ -40,24 +40,35 @@ def _read(path):
 
 
 class Cluster:
-    def __init__(self, workers=0, heartbeat_timeout=3.0, coordinator_args=(), worker_args=()):
+    def __init__(self, workers=0, heartbeat_timeout=3.0, coordinator_args=(), worker_args=(),
+                 cli_args=()):
         self.dir = tempfile.mkdtemp(prefix="dtrain-it-")
+        self.cli_args = list(cli_args)  # e.g. --ca / --token-file for a secured coordinator
         self.env = dict(os.environ, UCX_NET_DEVICES="lo")
         self.procs = []
         self.workers = []
         self.worker_args = list(worker_args)
-        port_file = os.path.join(self.dir, "port")
-        self.coordinator = self._spawn(
-            "coordinator",
-            [f"{BIN}/dtrain-coordinator", "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--heartbeat-timeout", str(heartbeat_timeout), "--heartbeat-interval", "0.5",
-             *coordinator_args])
-        self.port = int(wait_for(lambda: _read(port_file), 15, "the coordinator to listen"))
+        self.coordinator_args = ["--heartbeat-timeout", str(heartbeat_timeout),
+                                 "--heartbeat-interval", "0.5", *coordinator_args]
+        self.coordinator_starts = 0
+        self.port = 0
+        self.start_coordinator()
         self.address = f"127.0.0.1:{self.port}"
         for i in range(workers):
             self.add_worker(i)
         if workers:
             self.wait_idle(workers)
+
+    def start_coordinator(self, listen_host="127.0.0.1"):
+        """Starts the coordinator (again: on the same port, its log in coordinator-N.log)."""
+        port_file = os.path.join(self.dir, f"port-{self.coordinator_starts}")
+        name = "coordinator" if self.coordinator_starts == 0 else f"coordinator-{self.coordinator_starts}"
+        self.coordinator_starts += 1
+        self.coordinator = self._spawn(
+            name, [f"{BIN}/dtrain-coordinator", "--listen", f"{listen_host}:{self.port}",
+                   "--port-file", port_file, *self.coordinator_args])
+        self.port = int(wait_for(lambda: _read(port_file), 15, "the coordinator to listen"))
+        return self.coordinator
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, f"{name}.log"), "wb")
@@ -76,7 +87,7 @@ class Cluster:
         return p
 
     def cli(self, *args, timeout=60, check=False):
-        r = subprocess.run([f"{BIN}/dtrain", "--coordinator", self.address, *args],
+        r = subprocess.run([f"{BIN}/dtrain", "--coordinator", self.address, *self.cli_args, *args],
                            capture_output=True, text=True, timeout=timeout, env=self.env)
         if check and r.returncode != 0:
             raise AssertionError(f"dtrain {' '.join(args)} exited {r.returncode}: {r.stderr}")

@@ -124,9 +124,14 @@ TEST(ClientExitCode, FromGrpcStatus) {
   EXPECT_EQ(ExitCodeForStatus(StatusCode::NOT_FOUND, true), kExitNotFound);
   EXPECT_EQ(ExitCodeForStatus(StatusCode::INTERNAL, true), kExitServerError);
   EXPECT_EQ(ExitCodeForStatus(StatusCode::UNIMPLEMENTED, true), kExitServerError);
+  EXPECT_EQ(ExitCodeForStatus(StatusCode::UNAUTHENTICATED, true), kExitUnauthorized);
+  EXPECT_EQ(ExitCodeForStatus(StatusCode::PERMISSION_DENIED, true), kExitUnauthorized);
+  EXPECT_EQ(kExitUnauthorized, 6);
+  EXPECT_FALSE(IsTransient(StatusCode::UNAUTHENTICATED));
   EXPECT_TRUE(IsTransient(StatusCode::UNAVAILABLE));
   EXPECT_FALSE(IsTransient(StatusCode::NOT_FOUND));
   EXPECT_NE(std::string(ExitCodeHelp()).find("4  not found"), std::string::npos);
+  EXPECT_NE(std::string(ExitCodeHelp()).find("6  not authorized"), std::string::npos);
 }
 
 }  // namespace

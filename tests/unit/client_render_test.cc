@@ -77,6 +77,19 @@ TEST(ClientRender, SummaryOfRunningTrainJob) {
   EXPECT_TRUE(Contains(s, "Running for:    1m30s")) << s;
 }
 
+TEST(ClientRender, SummaryShowsCheckpointRestartsAndTheJournal) {
+  v1::Job j = RunningTrainJob();
+  j.set_checkpoint_step(80);
+  j.set_checkpoint_dir("/ck/j-7/step-000000080");
+  j.set_restarts(1);
+  j.set_attempt(1);
+  j.add_events("2026-11-26T10:00:00Z restart 1 of 3 after: lost rank 1 (host n2, worker w-b)");
+  const std::string s = JobSummary(j, 1100);
+  EXPECT_TRUE(Contains(s, "step 80 in /ck/j-7/step-000000080")) << s;
+  EXPECT_TRUE(Contains(s, "Restarts:       1 (attempt 1)")) << s;
+  EXPECT_TRUE(Contains(s, "Events:\n  2026-11-26T10:00:00Z restart 1 of 3 after: lost rank 1")) << s;
+}
+
 TEST(ClientRender, BenchTableLikeNcclTests) {
   v1::BenchResult b;
   b.set_backend("ucx");

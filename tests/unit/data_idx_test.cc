@@ -216,6 +216,93 @@ TEST_F(IdxTest, LabelCountAndRangeAreChecked) {
       << msg;
 }
 
+// Damaged files built here (no data set needed): every cut of a gzip or plain
+// file, a damaged gzip trailer, dims whose product overflows, and the
+// in-memory entry point ParseIdx giving the same messages as ReadIdx.
+class IdxFileErrorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp_ = fs::temp_directory_path() / ("dtrain_idx_errors_" + std::to_string(::getpid()));
+    fs::create_directories(tmp_);
+    images_ = IdxHeader(0x08, {4, 5, 5});
+    uint32_t x = 12345;
+    for (int i = 0; i < 100; ++i) images_.push_back(uint8_t((x = x * 1103515245 + 12345) >> 16));
+  }
+  void TearDown() override { fs::remove_all(tmp_); }
+  std::string Tmp(const std::string& name) { return (tmp_ / name).string(); }
+  fs::path tmp_;
+  std::vector<uint8_t> images_;  // a valid 4x5x5 IDX file
+};
+
+TEST_F(IdxFileErrorsTest, EveryCutOfAPlainFileGivesItsOffset) {
+  WriteBytes(Tmp("images"), images_);
+  EXPECT_EQ(ReadIdx(Tmp("images"), 3).data.size(), 100u);
+  for (size_t n = 0; n < images_.size(); ++n) {
+    WriteBytes(Tmp("images"), std::vector<uint8_t>(images_.begin(), images_.begin() + n));
+    std::string msg = DataLossMessage([&] { ReadIdx(Tmp("images"), 3); });
+    EXPECT_NE(msg.find(Tmp("images") + ": truncated at offset " + std::to_string(n) + ": "), std::string::npos)
+        << msg;
+  }
+}
+
+TEST_F(IdxFileErrorsTest, EveryCutOfAGzipFileIsDataLoss) {
+  const std::string path = Tmp("images.gz");
+  WriteGzip(path, images_);
+  const std::vector<uint8_t> gz = ReadBytes(path);
+  ASSERT_EQ(ReadIdx(path, 3).data.size(), 100u);
+  for (size_t n = 0; n < gz.size(); ++n) {
+    WriteBytes(path, std::vector<uint8_t>(gz.begin(), gz.begin() + n));
+    SCOPED_TRACE("first " + std::to_string(n) + " of " + std::to_string(gz.size()) + " bytes");
+    std::string msg = DataLossMessage([&] { ReadIdx(path, 3); });
+    EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+    EXPECT_TRUE(std::regex_search(msg, std::regex("truncated.* at offset [0-9]+"))) << msg;
+  }
+  // Cut inside the 8-byte gzip trailer: every pixel arrived, but the CRC-32 was never checked.
+  WriteBytes(path, std::vector<uint8_t>(gz.begin(), gz.end() - 4));
+  std::string msg = DataLossMessage([&] { ReadIdx(path, 3); });
+  EXPECT_NE(msg.find(path + ": truncated gzip stream at offset 116 of the decompressed stream: expected its 8-byte "
+                            "trailer"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(IdxFileErrorsTest, DamagedGzipTrailerIsDataLoss) {
+  const std::string path = Tmp("images.gz");
+  WriteGzip(path, images_);
+  const std::vector<uint8_t> gz = ReadBytes(path);
+  for (size_t i = gz.size() - 8; i < gz.size(); ++i) {
+    std::vector<uint8_t> bad = gz;
+    bad[i] ^= 0x01;
+    WriteBytes(path, bad);
+    std::string msg = DataLossMessage([&] { ReadIdx(path, 3); });
+    EXPECT_NE(msg.find(path + ": corrupt gzip data at offset 116 of the decompressed stream: zlib: incorrect"),
+              std::string::npos)
+        << msg;
+  }
+}
+
+TEST_F(IdxFileErrorsTest, DimsWhoseProductWrapsAreRejected) {
+  // 2^20 * 2^16 * 2^28 = 2^64 wraps to 0; 2731 * 22871553 * 590652931 = 2^64 + 1 to 1.
+  std::vector<uint8_t> zero = IdxHeader(0x08, {1u << 20, 1u << 16, 1u << 28});
+  std::vector<uint8_t> one = IdxHeader(0x08, {2731, 22871553, 590652931});
+  one.push_back(7);
+  for (const auto& bytes : {zero, one}) {
+    std::string msg = DataLossMessage([&] { ParseIdx(bytes, "wrap.idx", 3); });
+    EXPECT_NE(msg.find("wrap.idx: dims too large at offset 12: expected at most 2^36"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(IdxFileErrorsTest, InMemoryMatchesFile) {
+  std::vector<uint8_t> cut(images_.begin(), images_.begin() + 50);
+  WriteBytes(Tmp("cut"), cut);
+  std::string from_file = DataLossMessage([&] { ReadIdx(Tmp("cut"), 3); });
+  std::string from_memory = DataLossMessage([&] { ParseIdx(cut, Tmp("cut"), 3); });
+  EXPECT_EQ(from_file, from_memory);
+  EXPECT_EQ(ParseIdx(images_, "m", 3).data, std::vector<uint8_t>(images_.begin() + 16, images_.end()));
+  WriteGzip(Tmp("images.gz"), images_);
+  EXPECT_EQ(ParseIdx(ReadBytes(Tmp("images.gz")), "m.gz", 3).dims, (std::vector<int64_t>{4, 5, 5}));
+}
+
 TEST(DatasetTest, UnsupportedNamesAreRejected) {
   DatasetSpec spec;
   spec.name = "imagenet-folder";

@@ -25,6 +25,11 @@ struct Case {
   double h;              // FD step: small for big nets (fewer ReLU/max-pool
                          // switches inside the stencil), larger for tiny ones
   bool batch_norm = true;  // false: BN layers are per-channel affines
+  // Largest relative error allowed. With h = 1e-7 the stencil's roundoff
+  // floor is ~1e-14 of the loss / 2h: ~1e-5 relative on ResNet-50's small
+  // gradients (it moves with OpenBLAS's CPU kernel and thread count). A wrong
+  // backward shows as >= 1e-2.
+  double tolerance = 1e-5;
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -79,13 +84,13 @@ TEST_P(WholeNetGrad, EveryCheckedTensorMatchesFiniteDifferences) {
     }
   }
   EXPECT_GT(checked, 0u);
-  EXPECT_LT(worst, 1e-5) << c.name << ": worst tensor " << worst_name;
+  EXPECT_LT(worst, c.tolerance) << c.name << ": worst tensor " << worst_name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, WholeNetGrad,
                          ::testing::Values(Case{"resnet20", 8, 4, 1, 3, 1e-5},
                                            Case{"resnet18", 64, 2, 6, 1, 1e-7},
-                                           Case{"resnet50", 64, 2, 12, 1, 1e-7},
+                                           Case{"resnet50", 64, 2, 12, 1, 1e-7, true, 1e-4},
                                            Case{"resnet20", 8, 4, 1, 3, 1e-5, false}),
                          [](const auto& info) {
                            return std::string(info.param.name) +

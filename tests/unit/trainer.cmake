@@ -1,2 +1,4 @@
 # unit tests for worker/trainer (multi-rank cases fork real UCX processes)
 dtrain_unit_test(trainer_test SOURCES trainer_test.cc LIBS dtrain_trainer dtrain_comm)
+# checkpoints: bit-identical resume, pruning, refusal of mismatched or damaged ones, elastic position
+dtrain_unit_test(trainer_checkpoint_test SOURCES trainer_checkpoint_test.cc LIBS dtrain_trainer dtrain_comm)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common/error.h"
 
@@ -13,19 +14,14 @@ namespace {
 // A byte stream over a plain or gzip file. Offsets count DECOMPRESSED bytes.
 class ByteStream {
  public:
+  // A file: Error(kNotFound) when it cannot be opened.
   explicit ByteStream(const std::string& path) : path_(path) {
     file_ = std::fopen(path.c_str(), "rb");
     if (!file_) Fail(ErrorCode::kNotFound, path + ": cannot open IDX file");
-    in_.resize(1 << 16);
-    in_len_ = std::fread(in_.data(), 1, in_.size(), file_);
-    gzip_ = in_len_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
-    if (gzip_) {
-      zs_.next_in = in_.data();
-      zs_.avail_in = static_cast<uInt>(in_len_);
-      if (inflateInit2(&zs_, 15 + 16) != Z_OK) Fail(ErrorCode::kInternal, path + ": inflateInit2 failed");
-      inflating_ = true;
-    }
+    Sniff();
   }
+  // Bytes in memory (not copied; they must outlive the stream); `name` stands for the path.
+  ByteStream(std::span<const uint8_t> bytes, const std::string& name) : path_(name), mem_(bytes) { Sniff(); }
   ~ByteStream() {
     if (inflating_) inflateEnd(&zs_);
     if (file_) std::fclose(file_);
@@ -41,8 +37,32 @@ class ByteStream {
   }
   uint64_t offset() const { return offset_; }
   bool gzip() const { return gzip_; }
+  // A gzip stream reached its end marker (and zlib checked its CRC-32 and size).
+  bool gzip_complete() const { return stream_end_; }
 
  private:
+  // Reads the first bytes and detects gzip.
+  void Sniff() {
+    in_.resize(1 << 16);
+    in_len_ = Fill(in_.data(), in_.size());
+    gzip_ = in_len_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
+    if (gzip_) {
+      zs_.next_in = in_.data();
+      zs_.avail_in = static_cast<uInt>(in_len_);
+      if (inflateInit2(&zs_, 15 + 16) != Z_OK) Fail(ErrorCode::kInternal, path_ + ": inflateInit2 failed");
+      inflating_ = true;
+    }
+  }
+
+  // Up to n raw (possibly compressed) bytes from the file or the memory.
+  size_t Fill(uint8_t* dst, size_t n) {
+    if (file_) return std::fread(dst, 1, n, file_);
+    const size_t got = std::min(n, mem_.size() - mem_pos_);
+    if (got) std::memcpy(dst, mem_.data() + mem_pos_, got);
+    mem_pos_ += got;
+    return got;
+  }
+
   size_t ReadPlain(uint8_t* dst, size_t n) {
     size_t got = 0;
     if (in_pos_ < in_len_) {  // bytes read while sniffing the format
@@ -50,8 +70,8 @@ class ByteStream {
       std::copy(in_.data() + in_pos_, in_.data() + in_pos_ + got, dst);
       in_pos_ += got;
     }
-    if (got < n) got += std::fread(dst + got, 1, n - got, file_);
-    if (got < n && std::ferror(file_)) Fail(ErrorCode::kDataLoss, path_ + ": read error at offset " + std::to_string(offset_ + got));
+    if (got < n) got += Fill(dst + got, n - got);
+    if (got < n && file_ && std::ferror(file_)) Fail(ErrorCode::kDataLoss, path_ + ": read error at offset " + std::to_string(offset_ + got));
     return got;
   }
 
@@ -59,7 +79,7 @@ class ByteStream {
     size_t got = 0;
     while (got < n && !stream_end_) {
       if (zs_.avail_in == 0 && !file_eof_) {
-        in_len_ = std::fread(in_.data(), 1, in_.size(), file_);
+        in_len_ = Fill(in_.data(), in_.size());
         if (in_len_ == 0) file_eof_ = true;
         zs_.next_in = in_.data();
         zs_.avail_in = static_cast<uInt>(in_len_);
@@ -83,7 +103,9 @@ class ByteStream {
   }
 
   std::string path_;
-  FILE* file_ = nullptr;
+  FILE* file_ = nullptr;  // null: reading mem_
+  std::span<const uint8_t> mem_;
+  size_t mem_pos_ = 0;
   std::vector<uint8_t> in_;
   size_t in_len_ = 0, in_pos_ = 0;
   bool gzip_ = false, inflating_ = false, file_eof_ = false, stream_end_ = false;
@@ -97,10 +119,8 @@ std::string Hex(uint64_t v, int digits) {
   return buf;
 }
 
-}  // namespace
-
-IdxArray ReadIdx(const std::string& path, int expected_rank) {
-  ByteStream in(path);
+// The format checks, shared by the file and the in-memory entry points.
+IdxArray Parse(ByteStream& in, const std::string& path, int expected_rank) {
   // "<file>: <problem> at offset <n>[ of the decompressed stream]: <expected>"
   auto fail = [&](uint64_t at, const std::string& problem, const std::string& expected) {
     Fail(ErrorCode::kDataLoss, path + ": " + problem + " at offset " + std::to_string(at) +
@@ -128,17 +148,22 @@ IdxArray ReadIdx(const std::string& path, int expected_rank) {
     if (got < 4) fail(at + got, "truncated", "expected the 4-byte size of dim " + std::to_string(d));
     uint64_t v = (uint64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
     if (v == 0) fail(at, "dim " + std::to_string(d) + " is 0", "expected a positive size");
-    total *= v;
-    if (total > (uint64_t{1} << 36))
+    // Checked before multiplying: the product could wrap around 2^64 to a
+    // small number and accept a tiny file with huge dims (found by review;
+    // tests/fuzz/regressions/idx_reader/overflow-*).
+    if (v > (uint64_t{1} << 36) / total)
       fail(at, "dims too large", "expected at most 2^36 payload bytes");
+    total *= v;
     out.dims.push_back(static_cast<int64_t>(v));
   }
   const char* what = expected_rank == 1 ? "labels" : "pixels";
-  // Grow in chunks: a corrupt header claiming huge dims fails at the real end
-  // of the file instead of allocating what it claims.
+  // Grow in chunks (1 MiB, then doubling up to 64 MiB): a corrupt header
+  // claiming huge dims fails at the real end of the file instead of
+  // allocating what it claims.
   got = 0;
   while (got < total) {
-    size_t chunk = std::min<uint64_t>(total - got, uint64_t{64} << 20);
+    const uint64_t step = std::clamp<uint64_t>(got, uint64_t{1} << 20, uint64_t{64} << 20);
+    size_t chunk = std::min<uint64_t>(total - got, step);
     out.data.resize(got + chunk);
     size_t n = in.Read(out.data.data() + got, chunk);
     got += n;
@@ -151,7 +176,22 @@ IdxArray ReadIdx(const std::string& path, int expected_rank) {
   if (in.Read(&extra, 1) != 0)
     fail(in.offset() - 1, "unexpected trailing data", "expected the file to end after " +
                               std::to_string(total) + " bytes of " + what);
+  if (in.gzip() && !in.gzip_complete())
+    fail(in.offset(), "truncated gzip stream", "expected its 8-byte trailer (CRC-32 and size) after the " +
+                                                   std::to_string(total) + " bytes of " + what);
   return out;
+}
+
+}  // namespace
+
+IdxArray ReadIdx(const std::string& path, int expected_rank) {
+  ByteStream in(path);
+  return Parse(in, path, expected_rank);
+}
+
+IdxArray ParseIdx(std::span<const uint8_t> bytes, const std::string& name, int expected_rank) {
+  ByteStream in(bytes, name);
+  return Parse(in, name, expected_rank);
 }
 
 }  // namespace dtrain::data

@@ -3,11 +3,13 @@
 // Only unsigned-byte payloads (type 0x08) are accepted. Every check fails
 // with Error(kDataLoss) naming the file, the byte OFFSET in the decompressed
 // stream and what was expected: bad magic, wrong rank, zero or huge dims, a
-// truncated payload, a corrupt gzip stream, trailing bytes after the payload.
+// truncated payload, a corrupt gzip stream or one cut before its CRC trailer,
+// trailing bytes after the payload.
 // A missing or unreadable file is Error(kNotFound).
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,5 +22,9 @@ struct IdxArray {
 
 // Reads `path`; its rank (number of dims) must be `expected_rank`.
 IdxArray ReadIdx(const std::string& path, int expected_rank);
+
+// The same checks on the bytes of a file held in memory (gzip or plain);
+// `name` stands for the path in messages. Never Error(kNotFound).
+IdxArray ParseIdx(std::span<const uint8_t> bytes, const std::string& name, int expected_rank);
 
 }  // namespace dtrain::data

@@ -8,6 +8,9 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#ifdef DTRAIN_HAVE_NCCL
+#include "worker/comm/nccl_communicator.h"  // no CUDA or NCCL headers
+#endif
 
 namespace dtrain::jobs {
 namespace {
@@ -57,6 +60,82 @@ std::string HumanBytes(int64_t b) {
   return s;
 }
 
+// Where the swept buffer lives. Fill and verification always work on the
+// host view; Load/Store move it to and from the buffer the collective runs on.
+class SweepBuffer {
+ public:
+  virtual ~SweepBuffer() = default;
+  virtual void* host() = 0;
+  virtual void Load(size_t bytes) = 0;   // host view -> buffer
+  virtual void Store(size_t bytes) = 0;  // buffer -> host view
+  // `times` in-place sum-allreduces of the first `count` elements, back to
+  // back; returns once all have completed.
+  virtual void AllReduce(size_t count, DType dtype, int times) = 0;
+};
+
+// Host memory reduced by comm.AllReduce (UCX, local, ...).
+class HostSweepBuffer final : public SweepBuffer {
+ public:
+  HostSweepBuffer(comm::Communicator& c, size_t bytes, std::function<Deadline()> deadline)
+      : comm_(c), deadline_(std::move(deadline)),
+        buf_(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096), &std::free) {
+    if (!buf_) Fail(ErrorCode::kInternal, "bench: out of memory for " + HumanBytes(int64_t(bytes)));
+  }
+  void* host() override { return buf_.get(); }
+  void Load(size_t) override {}
+  void Store(size_t) override {}
+  void AllReduce(size_t count, DType dtype, int times) override {
+    for (int i = 0; i < times; ++i) {
+      comm_.AllReduce(buf_.get(), count, dtype, comm::ReduceOp::kSum, deadline_());
+    }
+  }
+
+ private:
+  comm::Communicator& comm_;
+  std::function<Deadline()> deadline_;
+  std::unique_ptr<void, decltype(&std::free)> buf_;
+};
+
+#ifdef DTRAIN_HAVE_NCCL
+// Device memory (cudaMalloc) reduced on the GPU by NCCL: the timed
+// iterations are enqueued back to back and waited for once, as nccl-tests
+// does; one deadline covers the batch.
+class NcclSweepBuffer final : public SweepBuffer {
+ public:
+  NcclSweepBuffer(comm::NcclCommunicator& c, size_t bytes, std::function<Deadline()> deadline)
+      : comm_(c), deadline_(std::move(deadline)), host_(bytes) {
+    dev_ = comm_.DeviceAlloc(bytes);
+  }
+  ~NcclSweepBuffer() override { comm_.DeviceFree(dev_); }
+  void* host() override { return host_.data(); }
+  void Load(size_t bytes) override { comm_.CopyToDevice(dev_, host_.data(), bytes, deadline_()); }
+  void Store(size_t bytes) override { comm_.CopyToHost(host_.data(), dev_, bytes, deadline_()); }
+  void AllReduce(size_t count, DType dtype, int times) override {
+    const Deadline d = deadline_();
+    for (int i = 0; i < times; ++i) {
+      comm_.EnqueueAllReduce(dev_, count, dtype, comm::ReduceOp::kSum, nullptr, nullptr, d);
+    }
+    comm_.Wait(d);
+  }
+
+ private:
+  comm::NcclCommunicator& comm_;
+  std::function<Deadline()> deadline_;
+  std::vector<char> host_;
+  void* dev_ = nullptr;
+};
+#endif
+
+std::unique_ptr<SweepBuffer> MakeSweepBuffer(comm::Communicator& c, size_t bytes,
+                                             std::function<Deadline()> deadline) {
+#ifdef DTRAIN_HAVE_NCCL
+  if (auto* nccl = dynamic_cast<comm::NcclCommunicator*>(&c)) {
+    return std::make_unique<NcclSweepBuffer>(*nccl, bytes, std::move(deadline));
+  }
+#endif
+  return std::make_unique<HostSweepBuffer>(c, bytes, std::move(deadline));
+}
+
 }  // namespace
 
 std::vector<BenchRowResult> RunAllreduceBench(
@@ -84,10 +163,9 @@ std::vector<BenchRowResult> RunAllreduceBench(
 
   const int n = comm.world_size(), rank = comm.rank();
   const int k = PatternPeriod(n);
-  std::unique_ptr<void, decltype(&std::free)> buf(
-      std::aligned_alloc(4096, size_t((sizes.back() + 4095) / 4096 * 4096)), &std::free);
-  if (!buf) Fail(ErrorCode::kInternal, "bench: out of memory for " + HumanBytes(sizes.back()));
-  auto deadline = [&] { return Deadline::AfterSeconds(timeout_seconds, abort); };
+  auto deadline = [timeout_seconds, abort] { return Deadline::AfterSeconds(timeout_seconds, abort); };
+  // Host memory, or device memory when the communicator is NCCL.
+  const std::unique_ptr<SweepBuffer> buf = MakeSweepBuffer(comm, size_t(sizes.back()), deadline);
 
   std::vector<BenchRowResult> rows;
   std::vector<float> shared(2 * n);
@@ -97,17 +175,20 @@ std::vector<BenchRowResult> RunAllreduceBench(
         int(std::min<int64_t>(spec.iterations, std::max<int64_t>(2, kTimedBytesBudget / bytes)));
     const int warmup = int(std::min<int64_t>(spec.warmup, std::max<int64_t>(1, kWarmupBytesBudget / bytes)));
 
-    Fill(buf.get(), count, dtype, rank, k);
-    for (int i = 0; i < warmup; ++i) comm.AllReduce(buf.get(), count, dtype, comm::ReduceOp::kSum, deadline());
+    Fill(buf->host(), count, dtype, rank, k);
+    buf->Load(size_t(bytes));
+    buf->AllReduce(size_t(count), dtype, warmup);
     comm.Barrier(deadline());
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) comm.AllReduce(buf.get(), count, dtype, comm::ReduceOp::kSum, deadline());
+    buf->AllReduce(size_t(count), dtype, iters);
     const double my_us =
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
 
-    Fill(buf.get(), count, dtype, rank, k);
-    comm.AllReduce(buf.get(), count, dtype, comm::ReduceOp::kSum, deadline());
-    const int64_t bad = CountMismatches(buf.get(), count, dtype, n, k);
+    Fill(buf->host(), count, dtype, rank, k);
+    buf->Load(size_t(bytes));
+    buf->AllReduce(size_t(count), dtype, 1);
+    buf->Store(size_t(bytes));
+    const int64_t bad = CountMismatches(buf->host(), count, dtype, n, k);
 
     // Slot r holds rank r's time, slot n + r its mismatch count: one sum-allreduce.
     std::fill(shared.begin(), shared.end(), 0.0f);

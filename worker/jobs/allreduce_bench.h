@@ -7,6 +7,10 @@
 // busbw = algbw * 2(n-1)/n. All ranks must call it with the same arguments;
 // all ranks return the same rows. Throws dtrain::Error (kInvalidArgument for a
 // bad spec; the communicator's errors otherwise). No gRPC here.
+// With an NCCL communicator the swept buffer is device memory (cudaMalloc on
+// its GPU) and each size's timed iterations are enqueued back to back and
+// waited for once (as nccl-tests does); otherwise host memory, one
+// comm.AllReduce after another. Same rows and figures either way.
 #pragma once
 
 #include <atomic>

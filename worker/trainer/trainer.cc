@@ -12,6 +12,7 @@
 #include "worker/model/model.h"
 #include "worker/optim/lr_schedule.h"
 #include "worker/optim/optimizer.h"
+#include "worker/trainer/checkpointing.h"
 #include "worker/trainer/grad_allreducer.h"
 #include "worker/trainer/mlperf_log.h"
 
@@ -58,6 +59,19 @@ uint64_t VerifySameInitialWeights(const model::Model<float>& m, const JobSpec& s
   return mine;
 }
 
+// After a resume, every rank must hold rank 0's weights.
+void VerifySameWeights(const model::Model<float>& m, const JobSpec& spec, const TrainEnv& env,
+                       int64_t step) {
+  const uint64_t mine = model::Fnv1a64(m.params(), m.num_params() * sizeof(float));
+  uint64_t root = mine;
+  env.comm->Broadcast(&root, sizeof(root), 0,
+                      Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+  if (root != mine) {
+    Fail(ErrorCode::kInternal, "rank " + std::to_string(env.rank) + " resumed other weights than rank 0 at step " +
+                                   std::to_string(step) + ": was the checkpoint directory changed while loading?");
+  }
+}
+
 void CheckAbort(const TrainEnv& env) {
   if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
 }
@@ -97,18 +111,38 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     grad_tensors.push_back({t.offset, t.size});
   }
   optim::Optimizer optimizer(spec.optimizer, slices, int64_t(model->num_params()));
-  optim::LrSchedule schedule(spec.schedule);
+  ScheduleSpec sched = spec.schedule;
+  if (spec.elastic && env.world_size != spec.workers) {  // linear scaling rule
+    const double k = double(env.world_size) / double(spec.workers);
+    sched.base_lr *= k;
+    sched.end_lr *= k;
+    if (env.rank == 0) {
+      spdlog::info("elastic: {} of {} workers, base learning rate scaled by {:.3f} to {}", env.world_size,
+                   spec.workers, k, sched.base_lr);
+    }
+  }
+  optim::LrSchedule schedule(sched);
   const double wire_bytes = spec.allreduce.dtype == "fp16" ? 2.0 : 4.0;
   GradAllreducer reducer(*env.comm, grad_tensors, model->grads(), spec.allreduce.bucket_mb,
                          comm::ParseDType(spec.allreduce.dtype), spec.allreduce.timeout_seconds,
                          env.abort);
 
+  const int64_t spe0 = data::StepsPerEpoch(train->size, env.world_size, spec.batch_per_worker);
+  const RunPosition pos{env.world_size, env.rank, env.seed, train->size, std::max<int64_t>(1, spe0)};
+  int64_t start = 0;
+  if (!env.resume_dir.empty()) {
+    start = LoadCheckpoint(env.resume_dir, spec, pos, *model, optimizer);
+    VerifySameWeights(*model, spec, env, start);
+    if (env.rank == 0) spdlog::info("resumed from {} at step {}", env.resume_dir, start);
+  }
   data::LoaderOptions lo;
   lo.world_size = env.world_size;
   lo.rank = env.rank;
   lo.batch_per_rank = spec.batch_per_worker;
   lo.seed = env.seed;
   lo.augment = spec.augment;
+  lo.start_epoch = start / pos.steps_per_epoch;
+  lo.start_step = start % pos.steps_per_epoch;
   data::BatchLoader loader(train, lo);
   const int64_t spe = loader.steps_per_epoch();
   int64_t total = spe * spec.epochs;
@@ -134,14 +168,16 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   }
 
   TrainOutcome out;
+  out.resumed_from_step = start;
+  out.steps = start;
   TrainProgress p;
   p.total_steps = total;
-  const int64_t warm = std::min<int64_t>(3, total / 2);  // steps left out of the means
+  const int64_t warm = start + std::min<int64_t>(3, (total - start) / 2);  // steps left out of the means
   double sum_step = 0, sum_data = 0, sum_compute = 0, sum_comm = 0, sum_update = 0;
   int64_t measured = 0;
   const auto t_loop = Clock::now();
   const std::function<void(int)> ready = [&](int t) { reducer.OnTensorReady(t); };
-  for (int64_t step = 0; step < total; ++step) {
+  for (int64_t step = start; step < total; ++step) {
     CheckAbort(env);
     if (mlperf) mlperf->StepStart(step);
     const auto t0 = Clock::now();
@@ -202,6 +238,16 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
       }
       if (spec.target_accuracy > 0 && p.eval_accuracy >= spec.target_accuracy) {
         out.reached_target = true;
+      }
+    }
+    if (!env.checkpoint_dir.empty() && !last && !out.reached_target &&
+        CheckpointDue(spec.checkpoint, step + 1, spe)) {
+      const std::string dir = CheckpointStepDir(env.checkpoint_dir, step + 1);
+      WriteCheckpoint(dir, spec, pos, step + 1, *model, optimizer);
+      env.comm->Barrier(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+      if (env.rank == 0) {
+        PruneCheckpoints(env.checkpoint_dir, spec.checkpoint.keep);
+        if (env.on_checkpoint) env.on_checkpoint(step + 1, dir);
       }
     }
     p.message = "epoch " + std::to_string(p.epoch + 1) + "/" + std::to_string(spec.epochs) +

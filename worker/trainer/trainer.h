@@ -44,6 +44,7 @@ struct TrainOutcome {
   bool reached_target = false;
   uint64_t initial_checksum = 0;  // of the weights as built from the seed (same on every rank)
   uint64_t weight_checksum = 0;   // of the final weights
+  int64_t resumed_from_step = 0;  // 0: started fresh
   // Mean seconds per step by phase (after warm-up).
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
 };
@@ -62,6 +63,12 @@ struct TrainEnv {
   // empty: none. run_stop says "success" only when target_accuracy was
   // reached, "aborted" otherwise (an exception included).
   std::string mlperf_log_path;
+  // Checkpoints (checkpointing.h): this job's directory (spec.checkpoint.dir/
+  // <job id>; empty: none), the checkpoint to resume from (empty: start
+  // fresh), and rank 0's report once every rank has written one.
+  std::string checkpoint_dir;
+  std::string resume_dir;
+  std::function<void(int64_t step, const std::string& dir)> on_checkpoint;
   // For tests and benches (may be null): every step's loss, the final weights.
   std::vector<double>* losses = nullptr;
   std::vector<float>* final_params = nullptr;

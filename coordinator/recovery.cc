@@ -1,0 +1,179 @@
+// The recovery side of CoordinatorCore: write-through of jobs to the store,
+// restoring them after a coordinator restart, and restarting a job that lost
+// a rank (from its last checkpoint, on a replacement or, elastic, on fewer
+// workers).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "common/error.h"
+#include "coordinator/core.h"
+#include "coordinator/store.h"
+
+namespace dtrain::coordinator {
+namespace {
+
+constexpr uint64_t kIdBlock = 1024;  // ids reserved per store write
+constexpr size_t kMaxEvents = 100;   // journal lines kept per job
+
+std::string ResumePoint(const v1::Job& job) {
+  if (job.checkpoint_step() <= 0) return "from the start (no checkpoint yet)";
+  return "from checkpoint step " + std::to_string(job.checkpoint_step()) + " in " +
+         job.checkpoint_dir();
+}
+
+}  // namespace
+
+void CoordinatorCore::AddEvent(Job& job, const std::string& text) {
+  const std::time_t t = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
+  job.info.add_events(std::string(stamp) + "Z " + text);
+  if (job.info.events_size() > int(kMaxEvents)) job.info.mutable_events()->DeleteSubrange(0, 1);
+}
+
+void CoordinatorCore::Save(Job& job, bool force) {
+  if (!opt_.store) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && job.saved_state == int(job.info.state()) &&
+      job.saved_checkpoint == job.info.checkpoint_step() &&
+      now - job.saved_at < std::chrono::seconds(2)) {
+    return;
+  }
+  try {
+    opt_.store->PutJob(job.info);
+    job.saved_state = int(job.info.state());
+    job.saved_checkpoint = job.info.checkpoint_step();
+    job.saved_at = now;
+  } catch (const Error& e) {
+    if (force) throw;
+    spdlog::error("job {}: {}", job.info.id(), e.what());
+  }
+}
+
+uint32_t CoordinatorCore::NextSeq() {
+  if (opt_.store && next_seq_ >= seq_block_end_) {
+    seq_block_end_ = next_seq_ + kIdBlock;
+    opt_.store->PutCounter("seq_block_end", seq_block_end_);
+  }
+  return static_cast<uint32_t>(next_seq_++ & 0xffffff);  // UCX tags carry 24 bits
+}
+
+std::string CoordinatorCore::NextWorkerId() {
+  if (opt_.store && next_worker_ >= worker_block_end_) {
+    worker_block_end_ = next_worker_ + kIdBlock;
+    opt_.store->PutCounter("worker_block_end", worker_block_end_);
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "w-%04llu", static_cast<unsigned long long>(next_worker_++));
+  return buf;
+}
+
+void CoordinatorCore::Restore() {
+  JobStore& store = *opt_.store;
+  next_worker_ = std::max<uint64_t>(1, store.GetCounter("worker_block_end", 1));
+  next_seq_ = std::max<uint64_t>(1, store.GetCounter("seq_block_end", 1));
+  std::vector<std::string> resumed, queued;
+  int running = 0;
+  for (v1::Job& rec : store.LoadJobs()) {
+    unsigned long long n = 0;
+    if (std::sscanf(rec.id().c_str(), "job-%llu", &n) == 1) next_job_ = std::max<uint64_t>(next_job_, n + 1);
+    Job& job = jobs_[rec.id()];
+    job.info = std::move(rec);
+    try {
+      job.spec = ParseJobSpec(job.info.spec_yaml());
+    } catch (const Error& e) {
+      if (!IsTerminal(job.info.state())) {
+        job.info.set_state(v1::FAILED);
+        job.info.set_reason(std::string("its stored spec no longer parses: ") + e.what());
+        Save(job, false);
+      }
+      continue;
+    }
+    job.info.clear_stalled();
+    if (job.info.state() == v1::RUNNING) {
+      ++running;
+      AddEvent(job, "the coordinator restarted while the job ran; resuming " + ResumePoint(job.info));
+      job.info.set_state(v1::QUEUED);
+      job.info.set_attempt(job.info.attempt() + 1);
+      job.info.set_message("resuming after a coordinator restart: waiting for " +
+                           std::to_string(job.spec.workers) + " workers");
+      job.info.clear_ranks();
+      job.requeued_at = std::chrono::steady_clock::now();
+      resumed.push_back(job.info.id());
+      Save(job, false);
+    } else if (job.info.state() == v1::QUEUED) {
+      (job.info.attempt() > 0 ? resumed : queued).push_back(job.info.id());
+    }
+  }
+  queue_.assign(resumed.begin(), resumed.end());
+  queue_.insert(queue_.end(), queued.begin(), queued.end());
+  spdlog::info("state {}: restored {} jobs ({} were running and resume, {} queued); next worker id "
+               "w-{:04d}",
+               store.path(), jobs_.size(), running, queue_.size() - running, next_worker_);
+}
+
+void CoordinatorCore::FailOrRestart(Job& job, const std::string& reason, Outbox& out) {
+  if (job.info.state() != v1::RUNNING) return;
+  const int used = job.info.restarts();
+  if (job.spec.kind != "train" || used >= job.spec.max_restarts) {
+    FailJob(job, v1::FAILED,
+            job.spec.max_restarts > 0 ? reason + " (no restarts left: " + std::to_string(used) +
+                                            " of max_restarts " +
+                                            std::to_string(job.spec.max_restarts) + " used)"
+                                      : reason,
+            out);
+    return;
+  }
+  job.info.set_restarts(used + 1);
+  const std::string text = "restart " + std::to_string(used + 1) + " of " +
+                           std::to_string(job.spec.max_restarts) + " after: " + reason +
+                           "; resuming " + ResumePoint(job.info);
+  AddEvent(job, text);
+  spdlog::warn("job {}: {}", job.info.id(), text);
+  Requeue(job, out);
+}
+
+void CoordinatorCore::Requeue(Job& job, Outbox& out) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto drain = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(opt_.drain_timeout_seconds));
+  for (size_t r = 0; r < job.worker_ids.size(); ++r) {
+    auto it = workers_.find(job.worker_ids[r]);
+    if (it == workers_.end()) continue;
+    Worker& w = it->second;
+    if (w.info.state() != v1::BUSY || w.info.job_id() != job.info.id()) continue;
+    v1::CoordinatorMessage msg;
+    msg.mutable_command()->set_kind(v1::Command::ABORT);
+    msg.mutable_command()->set_job_id(job.info.id());
+    msg.mutable_command()->set_reason("the job restarts (a rank was lost)");
+    out.push_back({w.channel, msg});
+    w.info.clear_job_id();
+    w.info.set_rank(-1);
+    w.draining_job = job.info.id();
+    w.drain_deadline = now + drain;
+  }
+  job.worker_ids.clear();
+  job.finished.clear();
+  job.last_progress.clear();
+  job.position.clear();
+  job.first_reached.clear();
+  job.max_position = 0;
+  job.rendezvous.clear();
+  job.pending_failure.clear();
+  job.info.clear_stalled();
+  job.info.clear_ranks();
+  job.info.set_state(v1::QUEUED);
+  job.info.set_attempt(job.info.attempt() + 1);
+  job.info.set_message("restarting: waiting for " + std::to_string(job.spec.workers) + " workers" +
+                       (job.spec.elastic ? " (elastic: or at least " +
+                                               std::to_string(job.spec.min_workers) + " after " +
+                                               std::to_string(job.spec.elastic_wait_seconds) + " s)"
+                                         : ""));
+  job.requeued_at = now;
+  queue_.push_front(job.info.id());
+}
+
+}  // namespace dtrain::coordinator

@@ -1,0 +1,109 @@
+// The entry points the libFuzzer targets (tests/fuzz/fuzz_*.cc) and the unit
+// test replaying tests/fuzz/regressions/ (tests/unit/fuzz_regressions_test.cc)
+// share, so both exercise exactly the same code. Each returns how many parses
+// accepted the input; a parse that rejects it with dtrain::Error is fine. An
+// accepted input that breaks an invariant throws std::logic_error; anything
+// else (another exception, a sanitizer report, a crash) is a bug too.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/job_spec.h"
+#include "worker/checkpoint/checkpoint_file.h"
+#include "worker/data/idx_reader.h"
+
+namespace dtrain::fuzz {
+
+// The YAML text, then optionally NUL-separated "--set" overrides
+// ("yaml\0a.b=1\0c=x"). An accepted spec must survive JobSpecToYaml ->
+// ParseJobSpec unchanged (the coordinator sends it to every rank that way).
+inline int JobSpecInput(std::span<const uint8_t> bytes) {
+  const std::string input(bytes.begin(), bytes.end());
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t nul = input.find('\0', start);
+    parts.push_back(input.substr(start, nul == std::string::npos ? std::string::npos : nul - start));
+    if (nul == std::string::npos) break;
+    start = nul + 1;
+  }
+  JobSpec spec;
+  try {
+    spec = ParseJobSpec(parts[0], std::vector<std::string>(parts.begin() + 1, parts.end()));
+  } catch (const Error&) {
+    return 0;
+  }
+  const std::string once = JobSpecToYaml(spec);
+  std::string twice;
+  try {
+    twice = JobSpecToYaml(ParseJobSpec(once));
+  } catch (const Error& e) {
+    throw std::logic_error("an accepted job spec does not re-parse: " + std::string(e.what()) +
+                           "\n--- resolved YAML ---\n" + once);
+  }
+  if (once != twice)
+    throw std::logic_error("JobSpecToYaml round trip differs:\n--- first ---\n" + once + "--- second ---\n" + twice);
+  return 1;
+}
+
+// ParseIdx at ranks 1 and 3 (labels, images); an accepted array holds
+// rank positive dims and product(dims) bytes.
+inline int IdxInput(std::span<const uint8_t> bytes) {
+  int accepted = 0;
+  for (int rank : {1, 3}) {
+    data::IdxArray a;
+    try {
+      a = data::ParseIdx(bytes, "fuzz.idx", rank);
+    } catch (const Error&) {
+      continue;
+    }
+    ++accepted;
+    uint64_t product = 1;
+    bool ok = a.dims.size() == static_cast<size_t>(rank);
+    for (int64_t d : a.dims) {
+      ok = ok && d > 0 && product <= UINT64_MAX / static_cast<uint64_t>(d);
+      if (ok) product *= static_cast<uint64_t>(d);
+    }
+    if (!ok || product != a.data.size())
+      throw std::logic_error("accepted IDX array is inconsistent: rank " + std::to_string(rank) + ", " +
+                             std::to_string(a.dims.size()) + " dims, product " + std::to_string(product) + ", " +
+                             std::to_string(a.data.size()) + " bytes");
+  }
+  return accepted;
+}
+
+// ParseCheckpoint on the bytes as given, and again with the trailer replaced
+// by the right checksum (so mutations get past the CRC to the field checks).
+// Accepted data must serialize and re-parse to the same bytes.
+inline int CheckpointInput(std::span<const uint8_t> bytes) {
+  auto one = [](std::span<const uint8_t> b) {
+    ckpt::CheckpointData d;
+    try {
+      d = ckpt::ParseCheckpoint(b, "fuzz.ckpt");
+    } catch (const Error&) {
+      return 0;
+    }
+    try {
+      const std::vector<uint8_t> once = ckpt::SerializeCheckpoint(d);
+      const std::vector<uint8_t> twice = ckpt::SerializeCheckpoint(ckpt::ParseCheckpoint(once, "reserialized.ckpt"));
+      if (once != twice) throw std::logic_error("checkpoint re-serialization differs");
+    } catch (const Error& e) {
+      throw std::logic_error("an accepted checkpoint does not round-trip: " + std::string(e.what()));
+    }
+    return 1;
+  };
+  int accepted = one(bytes);
+  if (bytes.size() >= 24) {
+    std::vector<uint8_t> fixed(bytes.begin(), bytes.end());
+    const uint32_t crc = ckpt::Crc32c(std::span<const uint8_t>(fixed).first(fixed.size() - 8));
+    for (size_t i = 0; i < 8; ++i) fixed[fixed.size() - 8 + i] = i < 4 ? static_cast<uint8_t>(crc >> (8 * i)) : 0;
+    accepted += one(fixed);
+  }
+  return accepted;
+}
+
+}  // namespace dtrain::fuzz
