@@ -10,7 +10,8 @@ PKGS=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3-grpcio prometheus slurm-wlm munge iproute2 procps
+  python3-grpcio prometheus slurm-wlm munge iproute2 procps openssl
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
