@@ -130,6 +130,7 @@ class CoordinatorCore {
     // What the store holds (Save writes when these change, or every 2 s).
     int saved_state = -1;
     int64_t saved_checkpoint = -1;
+    int saved_attempt = -1;
     SteadyTime saved_at;
   };
   struct Watcher {
@@ -148,7 +149,7 @@ class CoordinatorCore {
 
   // All run with mu_ held; they queue sends and notices instead of doing I/O.
   void Schedule(Outbox& out, Notices& notices);
-  void StartJob(Job& job, std::vector<Worker*> workers, Outbox& out);
+  void StartJob(Job& job, std::vector<Worker*> workers, uint32_t seq, Outbox& out);
   void FailJob(Job& job, v1::JobState state, const std::string& reason, Outbox& out);
   // A rank was lost: restart (max_restarts left) or fail the job.
   void FailOrRestart(Job& job, const std::string& reason, Outbox& out);

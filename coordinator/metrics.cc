@@ -38,6 +38,10 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
       b.Add({{"job", j->id()}, {"rank", std::to_string(s.rank())}, {"host", s.host()}}, s.seconds());
     }
   }
+  b.Gauge("dtrain_job_restarts", "Restarts of a running job after a lost rank (max_restarts caps them).");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, j->restarts());
+  b.Gauge("dtrain_job_checkpoint_step", "Step of a running job's last complete checkpoint (0: none).");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, double(j->checkpoint_step()));
   b.Gauge("dtrain_jobs", "Jobs known to the coordinator, by state.");
   for (const auto& [state, n] : job_states) b.Add({{"state", state}}, n);
   b.Gauge("dtrain_workers", "Registered workers, by state.");

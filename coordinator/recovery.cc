@@ -38,7 +38,7 @@ void CoordinatorCore::Save(Job& job, bool force) {
   if (!opt_.store) return;
   const auto now = std::chrono::steady_clock::now();
   if (!force && job.saved_state == int(job.info.state()) &&
-      job.saved_checkpoint == job.info.checkpoint_step() &&
+      job.saved_checkpoint == job.info.checkpoint_step() && job.saved_attempt == job.info.attempt() &&
       now - job.saved_at < std::chrono::seconds(2)) {
     return;
   }
@@ -46,9 +46,11 @@ void CoordinatorCore::Save(Job& job, bool force) {
     opt_.store->PutJob(job.info);
     job.saved_state = int(job.info.state());
     job.saved_checkpoint = job.info.checkpoint_step();
+    job.saved_attempt = job.info.attempt();
     job.saved_at = now;
   } catch (const Error& e) {
     if (force) throw;
+    job.saved_state = -1;  // CheckDeadlines tries again
     spdlog::error("job {}: {}", job.info.id(), e.what());
   }
 }
@@ -82,6 +84,9 @@ void CoordinatorCore::Restore() {
     if (std::sscanf(rec.id().c_str(), "job-%llu", &n) == 1) next_job_ = std::max<uint64_t>(next_job_, n + 1);
     Job& job = jobs_[rec.id()];
     job.info = std::move(rec);
+    job.saved_state = int(job.info.state());  // what the store holds
+    job.saved_checkpoint = job.info.checkpoint_step();
+    job.saved_attempt = job.info.attempt();
     try {
       job.spec = ParseJobSpec(job.info.spec_yaml());
     } catch (const Error& e) {
@@ -105,9 +110,16 @@ void CoordinatorCore::Restore() {
       resumed.push_back(job.info.id());
       Save(job, false);
     } else if (job.info.state() == v1::QUEUED) {
+      job.requeued_at = std::chrono::steady_clock::now();  // an elastic wait starts again
       (job.info.attempt() > 0 ? resumed : queued).push_back(job.info.id());
     }
   }
+  // Submission order by number (job-1000000 comes after job-999999).
+  const auto by_number = [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  };
+  std::sort(resumed.begin(), resumed.end(), by_number);
+  std::sort(queued.begin(), queued.end(), by_number);
   queue_.assign(resumed.begin(), resumed.end());
   queue_.insert(queue_.end(), queued.begin(), queued.end());
   spdlog::info("state {}: restored {} jobs ({} were running and resume, {} queued); next worker id "

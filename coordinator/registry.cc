@@ -61,7 +61,7 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
       id = NextWorkerId();
     }
     Worker& w = workers_[id];
-    w.info.Clear();
+    w = Worker{};  // nothing of a previous life (a drain marker above all) carries over
     w.info.set_id(id);
     w.info.set_host(reg.host());
     w.info.set_local_rank(reg.local_rank());
@@ -105,7 +105,8 @@ void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::Wo
         OnPublish(w, msg.publish(), out);
         break;
       case v1::WorkerMessage::kFinished: {
-        if (!w.draining_job.empty() && w.draining_job == msg.finished().job_id()) {
+        if (!w.draining_job.empty() && w.draining_job == msg.finished().job_id() &&
+            w.info.job_id().empty()) {
           w.draining_job.clear();  // the aborted rank of a restarted job has stopped
           w.info.set_state(v1::IDLE);
           Schedule(out, notices);
@@ -164,6 +165,7 @@ void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out
   const std::string job_id = w.info.job_id();
   const int rank = w.info.rank();
   w.info.set_state(v1::DEAD);
+  w.draining_job.clear();
   w.info.clear_job_id();
   w.info.set_rank(-1);
   out.push_back({w.channel, v1::CoordinatorMessage(), "declared dead: " + why});
@@ -185,7 +187,8 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
         std::chrono::duration<double>(opt_.heartbeat_timeout_seconds));
     bool changed = false;
     for (auto& [id, w] : workers_) {
-      if (!w.draining_job.empty() && w.info.state() == v1::BUSY && now > w.drain_deadline) {
+      if (!w.draining_job.empty() && w.info.job_id().empty() && w.info.state() == v1::BUSY &&
+          now > w.drain_deadline) {
         char why[160];
         std::snprintf(why, sizeof(why), "it did not stop job %s within %.0f s of being told to",
                       w.draining_job.c_str(), opt_.drain_timeout_seconds);
@@ -203,6 +206,7 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
       changed = true;
     }
     for (auto& [id, job] : jobs_) {
+      if (job.saved_state != int(job.info.state())) Save(job, false);  // retries a failed write
       if (job.info.state() != v1::RUNNING) continue;
       if (!job.pending_failure.empty() && now >= job.pending_until) {
         FailOrRestart(job, job.pending_failure, out);

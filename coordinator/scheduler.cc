@@ -137,15 +137,21 @@ void CoordinatorCore::Schedule(Outbox& out, Notices& notices) {
       if (static_cast<int>(chosen.size()) == want) break;
       chosen.push_back(idle[i]);
     }
+    uint32_t seq;
+    try {
+      seq = NextSeq();  // may write the store: before the job leaves the queue
+    } catch (const Error& e) {
+      spdlog::error("job {} stays queued: {}", job.info.id(), e.what());
+      return;
+    }
     queue_.pop_front();
-    StartJob(job, chosen, out);
+    StartJob(job, chosen, seq, out);
     Touch(job, notices);
   }
 }
 
-void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, Outbox& out) {
+void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, uint32_t seq, Outbox& out) {
   const int n = static_cast<int>(workers.size());
-  const uint32_t seq = NextSeq();
   job.info.set_state(v1::RUNNING);
   job.info.set_world_size(n);
   if (job.info.attempt() == 0) job.info.set_start_time(UnixNow());

@@ -168,6 +168,26 @@ TEST(CoordinatorRecovery, LostRankRestartsFromCheckpointOnAReplacementAfterSurvi
   EXPECT_NE(j.reason().find("no restarts left: 1 of max_restarts 1"), std::string::npos) << j.reason();
 }
 
+TEST(CoordinatorRecovery, DrainingWorkerThatComesBackStartsClean) {
+  Cluster c(nullptr);
+  c.Add("a");
+  c.Add("b");
+  const std::string job = c.core->Submit(kTrain, {}).id();
+  c.core->OnWorkerDisconnected(c.ids[1], c.ch[1].get(), "killed");  // restart; "a" drains
+  c.core->OnWorkerDisconnected(c.ids[0], c.ch[0].get(), "stream broke");  // before it reported
+  v1::Register reg;  // "a" comes back under its id, then a replacement joins
+  reg.set_host("a");
+  reg.set_worker_id(c.ids[0]);
+  c.ch.push_back(std::make_shared<Channel>());
+  c.ids.push_back(c.core->RegisterWorker(reg, c.ch.back()));
+  ASSERT_EQ(c.ids.back(), c.ids[0]);
+  c.Add("c");
+  ASSERT_EQ(c.core->GetJob(job).state(), v1::RUNNING);
+  c.Finish(2, job, true);  // its report of the NEW attempt counts (no stale drain marker)
+  c.Finish(3, job, true);
+  EXPECT_EQ(c.core->GetJob(job).state(), v1::SUCCEEDED);
+}
+
 TEST(CoordinatorRecovery, ElasticJobContinuesOnFewerWorkersAfterItsWait) {
   Cluster c(nullptr);
   c.Add("a");

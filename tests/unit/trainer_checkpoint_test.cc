@@ -96,6 +96,19 @@ TEST(TrainerCheckpoint, ResumedRunContinuesBitIdentically) {
   EXPECT_EQ(left, (std::vector<std::string>{"step-000000025", "step-000000030"}));
 }
 
+TEST(TrainerCheckpoint, PruningKeepsThePreviouslyReportedOneAndDropsAbandonedHigherSteps) {
+  const std::string job = TempDir();
+  for (int s : {100, 200, 250, 300, 400, 408}) fs::create_directories(CheckpointStepDir(job, s));
+  // Resumed from 400 on more ranks (steps renumbered lower), then wrote 250:
+  // 250 is the newest, 400 was reported before it; 408 (never reported, an
+  // abandoned attempt's) and the older ones go. keep: 1.
+  PruneCheckpoints(job, 1, 250, CheckpointStepDir(job, 400));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(job)) left.push_back(e.path().filename());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"step-000000250", "step-000000400"}));
+}
+
 TEST(TrainerCheckpoint, MismatchedOrDamagedCheckpointIsRefusedNamingTheFile) {
   const std::string base = TempDir();
   const RunResult first = Train(Spec(base, {"checkpoint.every_steps=4"}), base + "/j", "", 5);

@@ -108,16 +108,26 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
   ckpt::WriteCheckpointFile(dir + "/model.ckpt", m);
 }
 
-void PruneCheckpoints(const std::string& job_dir, int keep) {
-  std::vector<fs::path> dirs;
+void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step,
+                      const std::string& protect_dir) {
+  std::vector<std::pair<int64_t, fs::path>> dirs;  // (step, path)
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(job_dir, ec)) {
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) dirs.push_back(e.path());
+    const std::string name = e.path().filename().string();
+    long long step = 0;
+    char tail = 0;
+    if (e.is_directory() && std::sscanf(name.c_str(), "step-%lld%c", &step, &tail) == 1) {
+      dirs.push_back({step, e.path()});
+    }
   }
-  std::sort(dirs.begin(), dirs.end());  // zero-padded step numbers sort in order
-  for (size_t i = 0; i + size_t(std::max(1, keep)) < dirs.size(); ++i) {
-    fs::remove_all(dirs[i], ec);
-    if (ec) spdlog::warn("could not remove old checkpoint {}: {}", dirs[i].string(), ec.message());
+  std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  int kept = 0;
+  for (const auto& [step, path] : dirs) {
+    const bool newest = step <= written_step && kept < std::max(1, keep);
+    if (newest) ++kept;
+    if (newest || (!protect_dir.empty() && fs::equivalent(path, protect_dir, ec))) continue;
+    fs::remove_all(path, ec);
+    if (ec) spdlog::warn("could not remove old checkpoint {}: {}", path.string(), ec.message());
   }
 }
 

@@ -46,8 +46,13 @@ bool CheckpointDue(const CheckpointSpec& spec, int64_t steps_done, int64_t steps
 void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,
                      int64_t steps_done, model::Model<float>& model, const optim::Optimizer& opt);
 
-// Removes checkpoint directories of `job_dir` older than the newest `keep`.
-void PruneCheckpoints(const std::string& job_dir, int keep);
+// After checkpoint `written_step` was reported: keeps the newest `keep`
+// checkpoints of steps <= written_step plus `protect_dir` (the one reported
+// before, which the coordinator may still hold if the last report got lost),
+// and removes every other step directory, those numbered above written_step
+// (left by an abandoned attempt) included.
+void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step,
+                      const std::string& protect_dir);
 
 // Loads the checkpoint in `dir` into model and optimizer and returns the
 // global step to continue from at THIS world size (the same step when the

@@ -169,6 +169,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
 
   TrainOutcome out;
   out.resumed_from_step = start;
+  std::string reported_dir = env.resume_dir;  // the checkpoint reported before the newest
   out.steps = start;
   TrainProgress p;
   p.total_steps = total;
@@ -246,8 +247,9 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
       WriteCheckpoint(dir, spec, pos, step + 1, *model, optimizer);
       env.comm->Barrier(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
       if (env.rank == 0) {
-        PruneCheckpoints(env.checkpoint_dir, spec.checkpoint.keep);
         if (env.on_checkpoint) env.on_checkpoint(step + 1, dir);
+        PruneCheckpoints(env.checkpoint_dir, spec.checkpoint.keep, step + 1, reported_dir);
+        reported_dir = dir;
       }
     }
     p.message = "epoch " + std::to_string(p.epoch + 1) + "/" + std::to_string(spec.epochs) +
