@@ -34,49 +34,15 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "worker/comm/nccl_communicator.h"
+#include "../unit/comm_procs.h"
 
 namespace dtrain::comm {
 namespace {
 
-#define CHILD_CHECK(cond, ...)                                                     \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      std::fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                           \
-      std::fprintf(stderr, "\n");                                                  \
-      return 1;                                                                    \
-    }                                                                              \
-  } while (0)
-
-// ---- processes ---------------------------------------------------------------
-
-bool WriteAll(int fd, const void* p, size_t n) {
-  auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t w = write(fd, c, n);
-    if (w <= 0) return false;
-    c += w;
-    n -= size_t(w);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, void* p, size_t n, int timeout_ms) {
-  auto* c = static_cast<char*>(p);
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (n > 0) {
-    const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
-                             end - std::chrono::steady_clock::now()).count());
-    if (left <= 0) return false;
-    pollfd pfd{fd, POLLIN, 0};
-    if (poll(&pfd, 1, left) <= 0) return false;
-    const ssize_t r = read(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= size_t(r);
-  }
-  return true;
-}
+// Pipe I/O (WriteAll, ReadAll) and the child-side COMM_CHECK come from the
+// comm tests' fork harness; only the NCCL id exchange below is this file's own.
+using testing::ReadAll;
+using testing::WriteAll;
 
 // Runs body(rank, unique_id) in n forked processes: rank 0 creates the id
 // (NewNcclUniqueId) and sends it up; the parent relays it to ranks 1..n-1.
@@ -259,7 +225,7 @@ int CheckResult(const void* buf, size_t count, DType dtype, ReduceOp op, int n, 
                                             : HalfToFloat(static_cast<const half_bits*>(buf)[i]);
     const double tol = dtype == DType::kF32 ? 1e-6 * std::max(1.0, std::fabs(ref))
                                             : (n + 1) * std::ldexp(std::max(1.0, std::fabs(ref)), -10);
-    CHILD_CHECK(std::isfinite(got) && std::fabs(got - ref) <= tol,
+    COMM_CHECK(std::isfinite(got) && std::fabs(got - ref) <= tol,
                 "%s %s %s count %zu: element %zu = %.8g, expected %.8g", what, DTypeName(dtype),
                 ReduceOpName(op), count, i, got, ref);
   }
@@ -270,8 +236,8 @@ int CheckResult(const void* buf, size_t count, DType dtype, ReduceOp op, int n, 
 // barrier on world `n` (one rank per device).
 int CollectivesBody(int rank, const std::string& id, int n) {
   auto comm = MakeNcclCommunicator(rank, n, id, rank, Peers(n), Deadline::AfterSeconds(60));
-  CHILD_CHECK(comm->rank() == rank && comm->world_size() == n, "rank/world");
-  CHILD_CHECK(std::string(comm->backend()) == "nccl", "backend %s", comm->backend());
+  COMM_CHECK(comm->rank() == rank && comm->world_size() == n, "rank/world");
+  COMM_CHECK(std::string(comm->backend()) == "nccl", "backend %s", comm->backend());
   const auto d = [] { return Deadline::AfterSeconds(60); };
   uint32_t seed = 1;
   for (DType dtype : {DType::kF32, DType::kF16}) {
@@ -302,9 +268,9 @@ int CollectivesBody(int rank, const std::string& id, int n) {
         comm->CopyToDevice(b, host.data(), bytes, d());
         comm->EnqueueAllReduce(a, count, dtype, op, nullptr, nullptr, d());
         comm->EnqueueAllReduce(b, count, dtype, op, nullptr, nullptr, d());
-        CHILD_CHECK(comm->Pending() >= 2, "pending %zu", comm->Pending());
+        COMM_CHECK(comm->Pending() >= 2, "pending %zu", comm->Pending());
         comm->Wait(d());
-        CHILD_CHECK(comm->Pending() == 0, "pending %zu after Wait", comm->Pending());
+        COMM_CHECK(comm->Pending() == 0, "pending %zu after Wait", comm->Pending());
         comm->CopyToHost(host.data(), a, bytes, d());
         if (CheckResult(host.data(), count, dtype, op, n, seed, "enqueue a")) return 1;
         comm->CopyToHost(host.data(), b, bytes, d());
@@ -322,10 +288,10 @@ int CollectivesBody(int rank, const std::string& id, int n) {
     void* a = comm->DeviceAlloc(count * 4);
     cudaStream_t s = nullptr;
     cudaEvent_t ready = nullptr;
-    CHILD_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess, "stream");
-    CHILD_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming) == cudaSuccess, "event");
-    CHILD_CHECK(cudaMemcpyAsync(a, host.data(), count * 4, cudaMemcpyHostToDevice, s) == cudaSuccess, "copy");
-    CHILD_CHECK(cudaEventRecord(ready, s) == cudaSuccess, "record");
+    COMM_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess, "stream");
+    COMM_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming) == cudaSuccess, "event");
+    COMM_CHECK(cudaMemcpyAsync(a, host.data(), count * 4, cudaMemcpyHostToDevice, s) == cudaSuccess, "copy");
+    COMM_CHECK(cudaEventRecord(ready, s) == cudaSuccess, "record");
     comm->EnqueueAllReduce(a, count, DType::kF32, ReduceOp::kSum, nullptr, ready, d());
     comm->Wait(d());
     std::fill(host.begin(), host.end(), -99.0f);
@@ -341,7 +307,7 @@ int CollectivesBody(int rank, const std::string& id, int n) {
     std::vector<half_bits> h(count, FloatToHalf(60000.0f));
     comm->AllReduce(h.data(), count, DType::kF16, ReduceOp::kAvg, d());
     for (size_t i = 0; i < count; ++i) {
-      CHILD_CHECK(HalfToFloat(h[i]) == 60000.0f, "fp16 avg element %zu = %g", i, HalfToFloat(h[i]));
+      COMM_CHECK(HalfToFloat(h[i]) == 60000.0f, "fp16 avg element %zu = %g", i, HalfToFloat(h[i]));
     }
   }
   for (int root = 0; root < n; ++root) {
@@ -350,7 +316,7 @@ int CollectivesBody(int rank, const std::string& id, int n) {
       for (size_t i = 0; i < bytes; ++i) buf[i] = rank == root ? uint8_t(i * 31 + root) : 0xEE;
       comm->Broadcast(buf.data(), bytes, root, d());
       for (size_t i = 0; i < bytes; ++i) {
-        CHILD_CHECK(buf[i] == uint8_t(i * 31 + root), "broadcast root %d byte %zu", root, i);
+        COMM_CHECK(buf[i] == uint8_t(i * 31 + root), "broadcast root %d byte %zu", root, i);
       }
     }
   }
@@ -406,16 +372,16 @@ TEST(NcclCommunicator, InitTimesOutNamingThePeers) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       MakeNcclCommunicator(rank, 2, id, 0, Peers(2), Deadline::AfterSeconds(3));
-      CHILD_CHECK(false, "init of a world of 2 with rank 1 missing succeeded");
+      COMM_CHECK(false, "init of a world of 2 with rank 1 missing succeeded");
     } catch (const Error& e) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const std::string m = e.what();
       std::fprintf(stderr, "rank 0 got, after %.1f s: %s\n", s, e.what());
-      CHILD_CHECK(e.code() == ErrorCode::kDeadlineExceeded, "code %s: %s", ErrorCodeName(e.code()), e.what());
-      CHILD_CHECK(m.find("did not complete within") != std::string::npos, "%s", e.what());
-      CHILD_CHECK(m.find("on rank 0 (host host-0") != std::string::npos, "%s", e.what());
-      CHILD_CHECK(m.find("rank 1 (host host-1, worker w-1)") != std::string::npos, "%s", e.what());
-      CHILD_CHECK(s >= 2.5 && s < 30, "took %.1f s for a 3 s deadline", s);
+      COMM_CHECK(e.code() == ErrorCode::kDeadlineExceeded, "code %s: %s", ErrorCodeName(e.code()), e.what());
+      COMM_CHECK(m.find("did not complete within") != std::string::npos, "%s", e.what());
+      COMM_CHECK(m.find("on rank 0 (host host-0") != std::string::npos, "%s", e.what());
+      COMM_CHECK(m.find("rank 1 (host host-1, worker w-1)") != std::string::npos, "%s", e.what());
+      COMM_CHECK(s >= 2.5 && s < 30, "took %.1f s for a 3 s deadline", s);
     }
     return 0;
   }, /*ranks_started=*/1);
