@@ -203,7 +203,7 @@ void ValidateJobSpec(const JobSpec& s) {
     }
   }
   Range(p, "label_smoothing", s.label_smoothing, 0.0, 0.999);
-  OneOf(p, "precision", s.precision, {"fp32", "fp16"});
+  OneOf(p, "precision", s.precision, {"auto", "fp32", "fp16"});
   OneOf(p, "allreduce.backend", s.allreduce.backend, {"auto", "ucx", "nccl", "local"});
   OneOf(p, "allreduce.dtype", s.allreduce.dtype, {"fp16", "fp32"});
   Range(p, "allreduce.bucket_mb", s.allreduce.bucket_mb, 1e-3, 1024.0, " MiB");

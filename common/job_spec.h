@@ -83,7 +83,7 @@ struct JobSpec {
   OptimizerSpec optimizer;
   ScheduleSpec schedule;
   double label_smoothing = 0.1;
-  std::string precision = "fp32";  // fp32 | fp16
+  std::string precision = "auto";  // auto (fp16 on the CUDA engine, fp32 on the CPU) | fp32 | fp16
   AllreduceSpec allreduce;
   double eval_every_epochs = 1.0;
   double target_accuracy = 0.0;  // stop early once reached (0: never)

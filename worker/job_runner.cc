@@ -14,6 +14,7 @@
 #endif
 #include "worker/comm/ucx_communicator.h"
 #include "worker/control_client.h"
+#include "worker/engine/train_engine.h"
 #include "worker/jobs/allreduce_bench.h"
 #include "worker/trainer/trainer.h"
 #include "worker/worker_metrics.h"
@@ -108,6 +109,26 @@ v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dty
   return out;
 }
 
+// The engine a training job runs on: "cuda" when the spec asks for it (and
+// the job FAILS, naming the host and what is missing, when this worker cannot
+// give it), "cpu" when asked, and for "auto" the CUDA engine whenever this
+// worker has a GPU and the build has the engine.
+std::string ChooseEngine(const std::string& requested, const DeviceInfo& device, const std::string& host) {
+  std::string why;
+  const bool built = engine::HaveCudaEngine(&why);
+  if (requested == "cpu") return "cpu";
+  if (requested == "cuda") {
+    if (device.kind != "cuda") {
+      Fail(ErrorCode::kUnavailable, "device: cuda was asked for, but worker on host " + host +
+                                        " has no usable CUDA device (it offers " + device.kind +
+                                        "; see its log for the CUDA error); use device: auto or cpu");
+    }
+    if (!built) Fail(ErrorCode::kUnavailable, "device: cuda was asked for, but on host " + host + ": " + why);
+    return "cuda";
+  }
+  return device.kind == "cuda" && built ? "cuda" : "cpu";
+}
+
 }  // namespace
 
 JobRunner::JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices,
@@ -183,10 +204,11 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
           });
       *fin->mutable_bench() = BenchToProto(*comm, spec.allreduce.dtype, rows);
     } else if (spec.kind == "train") {
-      if (spec.device == "cuda" || (spec.device == "auto" && devices_.at(0).kind == "cuda")) {
-        spdlog::warn("job {}: the CUDA engine is not built yet; training on the CPU", a.job_id());
-      }
       trainer::TrainEnv env;
+      env.device = ChooseEngine(spec.device, devices_.at(0), cfg_.host);
+      env.device_index = devices_.at(0).index;
+      spdlog::info("job {}: rank {} trains on the {} engine{}", a.job_id(), a.rank(), env.device,
+                   env.device == "cuda" ? " (device " + std::to_string(env.device_index) + ")" : "");
       env.rank = a.rank();
       env.world_size = a.world_size();
       env.seed = a.seed();
@@ -231,7 +253,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         p->set_compute_seconds(tp.compute_seconds);
         p->set_comm_seconds(tp.comm_seconds);
         p->set_update_seconds(tp.update_seconds);
-        p->set_loss_scale(1.0);
+        p->set_loss_scale(tp.loss_scale);
         p->set_allreduce_bytes(tp.allreduce_bytes);
         p->set_allreduce_seconds(tp.allreduce_seconds);
         if (!told_log) p->set_mlperf_log(env.mlperf_log_path);  // the run's first step

@@ -150,17 +150,20 @@ TEST(TrainerCheckpoint, ElasticResumeOnAnotherWorldSizeKeepsTheEpoch) {
   RunPosition two{2, 0, 11, 256, 8};
   RunPosition one{1, 0, 11, 256, 16};
   // Elastic: 3 steps of 2 x 16 = 96 images into epoch 0 -> step 6 of 1 x 16.
-  auto model = model::BuildModel<float>("resnet20", {1, 4, 12, 0.9, 1e-5, true, true, 16}, 11);
-  std::vector<cpu::TensorSlice> slices;
-  for (const auto& t : model->tensors()) slices.push_back({int64_t(t.offset), int64_t(t.size), t.no_decay});
-  optim::Optimizer opt(spec.optimizer, slices, int64_t(model->num_params()));
+  engine::EngineOptions eo;
+  eo.model_name = "resnet20";
+  eo.model = {1, 4, 12, 0.9, 1e-5, true, true, 16};
+  eo.seed = 11;
+  eo.optimizer = spec.optimizer;
+  eo.comm = comm.get();
+  auto eng = engine::MakeEngine("cpu", eo);
   // Rewrite the checkpoint as if two ranks wrote it.
-  const int64_t step1 = LoadCheckpoint(dir, Spec(base), one, *model, opt);
+  const int64_t step1 = LoadCheckpoint(dir, Spec(base), one, *eng);
   EXPECT_EQ(step1, 3);
-  WriteCheckpoint(base + "/two", spec, two, 3, *model, opt);
-  EXPECT_EQ(LoadCheckpoint(base + "/two", spec, one, *model, opt), 6);
+  WriteCheckpoint(base + "/two", spec, two, 3, *eng);
+  EXPECT_EQ(LoadCheckpoint(base + "/two", spec, one, *eng), 6);
   try {
-    LoadCheckpoint(base + "/two", Spec(base, {"workers=2"}), one, *model, opt);
+    LoadCheckpoint(base + "/two", Spec(base, {"workers=2"}), one, *eng);
     FAIL() << "a 2-rank checkpoint loaded on 1 rank without elastic";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("world size 2, this job has 1"), std::string::npos) << e.what();

@@ -15,11 +15,14 @@
 #include "worker/comm/local_communicator.h"
 #include "worker/comm/ucx_communicator.h"
 #include "worker/model/model.h"
-#include "worker/trainer/grad_allreducer.h"
+#include "worker/engine/grad_allreducer.h"
 #include "worker/trainer/trainer.h"
 
 namespace dtrain::trainer {
 namespace {
+
+using engine::GradAllreducer;
+using engine::GradTensor;
 
 // A small, fast job on the synthetic data set.
 JobSpec SmallSpec(const std::vector<std::string>& sets = {}) {

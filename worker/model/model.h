@@ -35,6 +35,7 @@
 
 #include "kernels/cpu/batch_norm.h"
 #include "kernels/cpu/conv2d.h"
+#include "worker/model/resnet_arch.h"
 
 namespace dtrain::model {
 
@@ -52,14 +53,6 @@ struct ModelOptions {
   int max_batch = 0;            // >0: reserve activations at build time
 };
 
-struct ParamTensor {
-  std::string name;
-  size_t offset = 0;  // in elements, into params()/grads() (or buffers())
-  size_t size = 0;
-  std::vector<int> shape;
-  bool no_decay = false;  // BN gamma/beta and biases
-};
-
 struct StepResult {
   double loss = 0;      // mean over the batch
   int64_t correct = 0;  // top-1
@@ -71,8 +64,7 @@ struct LayerTime {
   double forward_s = 0, backward_s = 0;
 };
 
-// Names BuildModel accepts.
-const std::vector<std::string>& ModelNames();
+// BuildModel accepts ModelNames() (resnet_arch.h).
 
 // FNV-1a 64 over bytes.
 uint64_t Fnv1a64(const void* data, size_t bytes);
@@ -84,6 +76,7 @@ class Model {
   const ModelOptions& options() const { return opt_; }
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   const std::vector<ParamTensor>& buffer_tensors() const { return buffer_tensors_; }
+  const ResnetArch& arch() const { return arch_; }
   size_t num_params() const { return params_.size(); }
   T* params() { return params_.data(); }
   const T* params() const { return params_.data(); }
@@ -146,9 +139,8 @@ class Model {
   };
 
   Model() = default;
-  int AddTensor(const std::string& name, std::vector<int> shape, bool no_decay);
-  Conv MakeConv(const std::string& name, int c, int hw, int k, int r, int stride, int pad);
-  Bn MakeBn(const std::string& name, int c, int side);  // side x side maps
+  Conv MakeConv(const ArchConv& ac);
+  Bn MakeBn(const ArchBn& ab);
   int AddProf(const std::string& name);
   void Build(const std::string& name, const ModelOptions& opt, uint64_t seed);
   void Initialise(uint64_t seed);
@@ -164,6 +156,7 @@ class Model {
 
   std::string name_;
   ModelOptions opt_;
+  ResnetArch arch_;
   std::vector<ParamTensor> tensors_, buffer_tensors_;
   std::vector<T> params_, grads_, buffers_;
 

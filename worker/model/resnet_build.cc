@@ -10,37 +10,6 @@
 #include "worker/model/rng.h"
 
 namespace dtrain::model {
-namespace {
-
-struct Arch {
-  const char* name;
-  bool cifar;       // 3x3 stem, no pool, 16/32/64 channels
-  bool bottleneck;
-  int blocks[4];    // per stage; CIFAR uses 3 stages
-};
-
-constexpr Arch kArchs[] = {
-    {"resnet18", false, false, {2, 2, 2, 2}},
-    {"resnet34", false, false, {3, 4, 6, 3}},
-    {"resnet50", false, true, {3, 4, 6, 3}},
-    {"resnet101", false, true, {3, 4, 23, 3}},
-    {"resnet152", false, true, {3, 8, 36, 3}},
-    {"resnet20", true, false, {3, 3, 3, 0}},
-    {"resnet32", true, false, {5, 5, 5, 0}},
-    {"resnet56", true, false, {9, 9, 9, 0}},
-};
-
-}  // namespace
-
-const std::vector<std::string>& ModelNames() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> v;
-    for (const Arch& a : kArchs) v.push_back(a.name);
-    return v;
-  }();
-  return names;
-}
-
 uint64_t Fnv1a64(const void* data, size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint64_t h = 0xcbf29ce484222325ull;
@@ -52,150 +21,79 @@ uint64_t Fnv1a64(const void* data, size_t bytes) {
 }
 
 template <typename T>
-int Model<T>::AddTensor(const std::string& name, std::vector<int> shape,
-                        bool no_decay) {
-  ParamTensor t;
-  t.name = name;
-  t.offset = tensors_.empty() ? 0 : tensors_.back().offset + tensors_.back().size;
-  t.size = 1;
-  for (int d : shape) t.size *= size_t(d);
-  t.shape = std::move(shape);
-  t.no_decay = no_decay;
-  tensors_.push_back(std::move(t));
-  return int(tensors_.size()) - 1;
-}
-
-template <typename T>
 int Model<T>::AddProf(const std::string& name) {
   profile_.push_back({name, 0, 0});
   return int(profile_.size()) - 1;
 }
 
 template <typename T>
-typename Model<T>::Conv Model<T>::MakeConv(const std::string& name, int c,
-                                           int hw, int k, int r, int stride,
-                                           int pad) {
+typename Model<T>::Conv Model<T>::MakeConv(const ArchConv& ac) {
   Conv cv;
-  cv.shape = {1, c, hw, hw, k, r, r, stride, pad};
-  if (hw + 2 * pad < r)
-    Fail(ErrorCode::kInvalidArgument,
-         "model " + name_ + ": image_size " + std::to_string(opt_.image_size) +
-             " too small (" + name + " sees " + std::to_string(hw) + "x" +
-             std::to_string(hw) + ")");
-  cv.shape.Check();
-  cv.tensor = AddTensor(name + ".weight", {k, c, r, r}, false);
-  cv.prof = AddProf(name);
+  cv.shape = ac.shape;
+  cv.tensor = ac.tensor;
+  cv.prof = AddProf(ac.name);
   return cv;
 }
 
 template <typename T>
-typename Model<T>::Bn Model<T>::MakeBn(const std::string& name, int c, int side) {
+typename Model<T>::Bn Model<T>::MakeBn(const ArchBn& ab) {
   Bn bn;
-  bn.c = c;
-  bn.hw = side * side;
-  bn.tensor = AddTensor(name + ".weight", {c}, true);
-  AddTensor(name + ".bias", {c}, true);
-  bn.running = buffers_.size();
-  buffer_tensors_.push_back({name + ".running_mean", buffers_.size(), size_t(c), {c}, true});
-  buffer_tensors_.push_back({name + ".running_var", buffers_.size() + c, size_t(c), {c}, true});
-  buffers_.resize(buffers_.size() + 2 * size_t(c));
-  bn.mean.assign(c, T(0));
-  bn.inv_std.assign(c, T(0));
-  bn.prof = AddProf(name);
+  bn.c = ab.c;
+  bn.hw = ab.hw;
+  bn.tensor = ab.tensor;
+  bn.running = ab.running;
+  bn.mean.assign(ab.c, T(0));
+  bn.inv_std.assign(ab.c, T(0));
+  bn.prof = AddProf(ab.name);
   return bn;
 }
 
 template <typename T>
 void Model<T>::Build(const std::string& name, const ModelOptions& opt,
                      uint64_t seed) {
-  const Arch* arch = nullptr;
-  for (const Arch& a : kArchs)
-    if (name == a.name) arch = &a;
-  if (!arch) {
-    std::string allowed;
-    for (const auto& n : ModelNames()) allowed += (allowed.empty() ? "" : ", ") + n;
-    Fail(ErrorCode::kInvalidArgument,
-         "unknown model '" + name + "'; allowed: " + allowed);
-  }
-  if (opt.in_channels <= 0 || opt.num_classes <= 0 || opt.image_size <= 0 ||
-      opt.max_batch < 0)
-    Fail(ErrorCode::kInvalidArgument,
-         "model options: in_channels, num_classes, image_size must be > 0 and "
-         "max_batch >= 0");
+  if (opt.max_batch < 0)
+    Fail(ErrorCode::kInvalidArgument, "model options: max_batch must be >= 0");
   if (!(opt.bn_momentum >= 0 && opt.bn_momentum <= 1) || !(opt.bn_epsilon > 0))
     Fail(ErrorCode::kInvalidArgument,
          "model options: bn_momentum must be in [0, 1] and bn_epsilon > 0");
+  arch_ = BuildResnetArch(name, opt.in_channels, opt.num_classes, opt.image_size);
   name_ = name;
   opt_ = opt;
+  tensors_ = arch_.tensors;
+  buffer_tensors_ = arch_.buffers;
+  buffers_.assign(arch_.num_buffers, T(0));
 
-  int hw = opt.image_size, c = opt.in_channels;
-  if (arch->cifar) {
-    stem_c_ = 16;
-    stem_conv_ = MakeConv("conv1", c, hw, 16, 3, 1, 1);
-  } else {
-    stem_c_ = 64;
-    stem_conv_ = MakeConv("conv1", c, hw, 64, 7, 2, 3);
-  }
-  hw = stem_conv_.shape.out_h();
-  stem_hw_ = hw;
-  stem_bn_ = MakeBn("bn1", stem_c_, hw);
-  stem_pool_ = !arch->cifar;
-  if (stem_pool_) {
-    cpu::MaxPoolShape ps{1, stem_c_, hw, hw, 3, 2, 1};
-    ps.Check();
-    hw = ps.out_h();
-    stem_prof_pool_ = AddProf("maxpool");
-  }
-  pool_hw_ = hw;
-  c = stem_c_;
-
-  const int stages = arch->cifar ? 3 : 4;
-  const int expansion = arch->bottleneck ? 4 : 1;
-  for (int st = 0; st < stages; ++st) {
-    const int width = (arch->cifar ? 16 : 64) << st;
-    for (int b = 0; b < arch->blocks[st]; ++b) {
-      const std::string p = "layer" + std::to_string(st + 1) + "." + std::to_string(b) + ".";
-      const int stride = (b == 0 && st > 0) ? 2 : 1;
-      Block blk;
-      blk.in_per_image = size_t(c) * hw * hw;
-      const int in_c = c, in_hw = hw;
-      if (arch->bottleneck) {
-        blk.nconv = 3;
-        blk.conv[0] = MakeConv(p + "conv1", c, hw, width, 1, 1, 0);
-        blk.bn[0] = MakeBn(p + "bn1", width, hw);
-        blk.conv[1] = MakeConv(p + "conv2", width, hw, width, 3, stride, 1);
-        hw = blk.conv[1].shape.out_h();
-        blk.bn[1] = MakeBn(p + "bn2", width, hw);
-        blk.conv[2] = MakeConv(p + "conv3", width, hw, width * expansion, 1, 1, 0);
-        blk.bn[2] = MakeBn(p + "bn3", width * expansion, hw);
-      } else {
-        blk.nconv = 2;
-        blk.conv[0] = MakeConv(p + "conv1", c, hw, width, 3, stride, 1);
-        hw = blk.conv[0].shape.out_h();
-        blk.bn[0] = MakeBn(p + "bn1", width, hw);
-        blk.conv[1] = MakeConv(p + "conv2", width, hw, width, 3, 1, 1);
-        blk.bn[1] = MakeBn(p + "bn2", width, hw);
-      }
-      c = width * expansion;
-      blk.proj = stride != 1 || in_c != c;
-      if (blk.proj) {
-        blk.pconv = MakeConv(p + "downsample.0", in_c, in_hw, c, 1, stride, 0);
-        blk.pbn = MakeBn(p + "downsample.1", c, hw);
-      }
-      blk.prof_add = AddProf(p + "add_relu");
-      blk.out_per_image = size_t(c) * hw * hw;
-      blocks_.push_back(std::move(blk));
+  stem_c_ = arch_.stem_c;
+  stem_conv_ = MakeConv(arch_.stem_conv);
+  stem_hw_ = arch_.stem_side;
+  stem_bn_ = MakeBn(arch_.stem_bn);
+  stem_pool_ = arch_.stem_pool;
+  if (stem_pool_) stem_prof_pool_ = AddProf("maxpool");
+  pool_hw_ = arch_.pool_side;
+  for (const ArchBlock& ab : arch_.blocks) {
+    Block blk;
+    blk.nconv = ab.nconv;
+    for (int i = 0; i < ab.nconv; ++i) {
+      blk.conv[i] = MakeConv(ab.conv[i]);
+      blk.bn[i] = MakeBn(ab.bn[i]);
     }
+    blk.proj = ab.proj;
+    if (blk.proj) {
+      blk.pconv = MakeConv(ab.pconv);
+      blk.pbn = MakeBn(ab.pbn);
+    }
+    blk.prof_add = AddProf(ab.name + ".add_relu");
+    blk.in_per_image = size_t(ab.in_c) * ab.in_side * ab.in_side;
+    blk.out_per_image = size_t(ab.out_c) * ab.out_side * ab.out_side;
+    blocks_.push_back(std::move(blk));
   }
-  feat_c_ = c;
-  feat_hw_ = hw;
-  fc_tensor_ = AddTensor("fc.weight", {opt.num_classes, c}, false);
-  AddTensor("fc.bias", {opt.num_classes}, true);
+  feat_c_ = arch_.feat_c;
+  feat_hw_ = arch_.feat_side;
+  fc_tensor_ = arch_.fc_tensor;
   prof_head_ = AddProf("gap_fc_loss");
 
-  const size_t total = tensors_.back().offset + tensors_.back().size;
-  params_.assign(total, T(0));
-  grads_.assign(total, T(0));
+  params_.assign(arch_.num_params, T(0));
+  grads_.assign(arch_.num_params, T(0));
   Initialise(seed);
   if (opt.max_batch > 0) Reserve(opt.max_batch);
 }

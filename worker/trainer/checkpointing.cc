@@ -55,6 +55,22 @@ void Expect(const std::string& file, const std::string& what, const std::string&
                                         " " + have + ", this job has " + want + hint);
 }
 
+std::string FormatScale(double scale) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.9g", scale);
+  return buf;
+}
+
+double ParseScale(const ckpt::CheckpointData& d, const std::string& file) {
+  const std::string& v = Meta(d, file, "loss_scale");
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || !(x > 0) || !std::isfinite(x)) {
+    Fail(ErrorCode::kDataLoss, file + ": checkpoint entry 'loss_scale' is '" + v + "', not a positive number");
+  }
+  return x;
+}
+
 }  // namespace
 
 std::string CheckpointStepDir(const std::string& job_dir, int64_t step) {
@@ -74,7 +90,9 @@ bool CheckpointDue(const CheckpointSpec& spec, int64_t steps_done, int64_t steps
 }
 
 void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,
-                     int64_t steps_done, model::Model<float>& model, const optim::Optimizer& opt) {
+                     int64_t steps_done, engine::TrainEngine& engine) {
+  engine::EngineState st;
+  engine.ExportState(&st);
   ckpt::CheckpointData r;
   r.meta = {{"format", kFormat},
             {"kind", "rank"},
@@ -84,15 +102,15 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
             {"data_epoch", std::to_string(steps_done / pos.steps_per_epoch)},
             {"data_step", std::to_string(steps_done % pos.steps_per_epoch)},
             {"rng", "counter-based: (seed, epoch, image index); the data position is the state"}};
-  r.tensors["bn_running"].assign(model.buffers(), model.buffers() + model.num_buffers());
+  r.tensors["bn_running"] = st.bn_running;
   ckpt::WriteCheckpointFile(dir + "/rank-" + std::to_string(pos.rank) + ".ckpt", r);
   if (pos.rank != 0) return;
   ckpt::CheckpointData m;
   m.meta = {{"format", kFormat},
             {"kind", "model"},
             {"model", spec.model},
-            {"num_params", std::to_string(model.num_params())},
-            {"num_buffers", std::to_string(model.num_buffers())},
+            {"num_params", std::to_string(st.params.size())},
+            {"num_buffers", std::to_string(st.bn_running.size())},
             {"world_size", std::to_string(pos.world_size)},
             {"batch_per_worker", std::to_string(spec.batch_per_worker)},
             {"seed", std::to_string(pos.seed)},
@@ -101,10 +119,11 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
             {"step", std::to_string(steps_done)},
             {"epoch", std::to_string(steps_done / pos.steps_per_epoch)},
             {"optimizer", spec.optimizer.name},
-            {"loss_scale", "1"}};
-  m.tensors["params"].assign(model.params(), model.params() + model.num_params());
-  m.tensors["momentum"].assign(opt.momentum().begin(), opt.momentum().end());
-  m.tensors["bn_running"] = r.tensors["bn_running"];
+            {"engine", engine.kind()},
+            {"loss_scale", FormatScale(st.loss_scale)}};
+  m.tensors["params"] = std::move(st.params);
+  m.tensors["momentum"] = std::move(st.momentum);
+  m.tensors["bn_running"] = std::move(st.bn_running);
   ckpt::WriteCheckpointFile(dir + "/model.ckpt", m);
 }
 
@@ -132,13 +151,15 @@ void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step
 }
 
 int64_t LoadCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,
-                       model::Model<float>& model, optim::Optimizer& opt) {
+                       engine::TrainEngine& engine) {
+  engine::EngineState st;
+  engine.ExportState(&st);  // for the sizes this model needs
   const std::string file = dir + "/model.ckpt";
   const ckpt::CheckpointData m = ckpt::ReadCheckpointFile(file);
   Expect(file, "format", Meta(m, file, "format"), kFormat);
   Expect(file, "kind", Meta(m, file, "kind"), "model");
   Expect(file, "model", Meta(m, file, "model"), spec.model);
-  Expect(file, "parameter count", Meta(m, file, "num_params"), std::to_string(model.num_params()),
+  Expect(file, "parameter count", Meta(m, file, "num_params"), std::to_string(st.params.size()),
          " (another data set's classes or image size?)");
   Expect(file, "seed", Meta(m, file, "seed"), std::to_string(pos.seed), " (another job's checkpoint?)");
   Expect(file, "batch_per_worker", Meta(m, file, "batch_per_worker"),
@@ -156,9 +177,9 @@ int64_t LoadCheckpoint(const std::string& dir, const JobSpec& spec, const RunPos
     Fail(ErrorCode::kDataLoss, file + ": checkpoint position is invalid (step " + std::to_string(step) +
                                    ", steps per epoch " + std::to_string(old_spe) + ")");
   }
-  const auto& params = Tensor(m, file, "params", model.num_params());
-  const auto& momentum = Tensor(m, file, "momentum", opt.momentum().size());
-  const std::vector<float>* bn = &Tensor(m, file, "bn_running", model.num_buffers());
+  const auto& params = Tensor(m, file, "params", st.params.size());
+  const auto& momentum = Tensor(m, file, "momentum", st.momentum.size());
+  const std::vector<float>* bn = &Tensor(m, file, "bn_running", st.bn_running.size());
   // This rank's own BN statistics when the world is unchanged.
   ckpt::CheckpointData r;
   const std::string rank_file = dir + "/rank-" + std::to_string(pos.rank) + ".ckpt";
@@ -167,11 +188,13 @@ int64_t LoadCheckpoint(const std::string& dir, const JobSpec& spec, const RunPos
     Expect(rank_file, "rank", Meta(r, rank_file, "rank"), std::to_string(pos.rank));
     Expect(rank_file, "step", Meta(r, rank_file, "step"), std::to_string(step),
            " (model.ckpt's step: a mixed checkpoint directory)");
-    bn = &Tensor(r, rank_file, "bn_running", model.num_buffers());
+    bn = &Tensor(r, rank_file, "bn_running", st.bn_running.size());
   }
-  std::copy(params.begin(), params.end(), model.params());
-  std::copy(momentum.begin(), momentum.end(), opt.momentum().begin());
-  std::copy(bn->begin(), bn->end(), model.buffers());
+  st.params = params;
+  st.momentum = momentum;
+  st.bn_running = *bn;
+  st.loss_scale = ParseScale(m, file);
+  engine.ImportState(st);
 
   if (old_world == pos.world_size) return step;
   // Elastic: keep the epoch, skip the images the old sharding already used.

@@ -2,8 +2,8 @@
 // every_epochs), and how a restarted job takes it up again.
 //
 // One directory per checkpoint, JOB_DIR/step-N/:
-//   model.ckpt   rank 0: fp32 weights, LARS/SGD momentum, BN running stats,
-//                loss scale, and the position (step, epoch, steps per epoch,
+//   model.ckpt   rank 0: fp32 weights, LARS/SGD momentum, BN running stats
+//                (canonical layout: NCHW/KCRS, resnet_arch.h order), loss scale, and the position (step, epoch, steps per epoch,
 //                world size, batch, seed, model, parameter count)
 //   rank-R.ckpt  every rank: its own BN running stats (they are per rank) and
 //                its data position; the sampler and augmentation draw from
@@ -23,8 +23,7 @@
 #include <string>
 
 #include "common/job_spec.h"
-#include "worker/model/model.h"
-#include "worker/optim/optimizer.h"
+#include "worker/engine/train_engine.h"
 
 namespace dtrain::trainer {
 
@@ -43,8 +42,10 @@ std::string CheckpointStepDir(const std::string& job_dir, int64_t step);
 bool CheckpointDue(const CheckpointSpec& spec, int64_t steps_done, int64_t steps_per_epoch);
 
 // Writes this rank's part of the checkpoint of `steps_done` into `dir`.
+// The engine's state is exported in its canonical layout (train_engine.h), so
+// a checkpoint of one engine loads into another.
 void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,
-                     int64_t steps_done, model::Model<float>& model, const optim::Optimizer& opt);
+                     int64_t steps_done, engine::TrainEngine& engine);
 
 // After checkpoint `written_step` was reported: keeps the newest `keep`
 // checkpoints of steps <= written_step plus `protect_dir` (the one reported
@@ -54,11 +55,11 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
 void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step,
                       const std::string& protect_dir);
 
-// Loads the checkpoint in `dir` into model and optimizer and returns the
+// Loads the checkpoint in `dir` into the engine and returns the
 // global step to continue from at THIS world size (the same step when the
 // world size is unchanged; for an elastic rescale, the first step of the new
 // sharding that does not repeat images of the checkpoint's epoch).
 int64_t LoadCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,
-                       model::Model<float>& model, optim::Optimizer& opt);
+                       engine::TrainEngine& engine);
 
 }  // namespace dtrain::trainer

@@ -9,11 +9,9 @@
 #include "common/error.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
-#include "worker/model/model.h"
+#include "worker/engine/train_engine.h"
 #include "worker/optim/lr_schedule.h"
-#include "worker/optim/optimizer.h"
 #include "worker/trainer/checkpointing.h"
-#include "worker/trainer/grad_allreducer.h"
 #include "worker/trainer/mlperf_log.h"
 
 namespace dtrain::trainer {
@@ -27,13 +25,13 @@ double Since(Clock::time_point t0) {
 
 // Top-1 accuracy over the whole test set: each rank predicts its share, the
 // counts are summed over ranks.
-double Evaluate(model::Model<float>& m, const std::shared_ptr<const data::Dataset>& test,
+double Evaluate(engine::TrainEngine& e, const std::shared_ptr<const data::Dataset>& test,
                 const JobSpec& spec, const TrainEnv& env) {
   data::EvalIterator it(test, env.world_size, env.rank, spec.batch_per_worker);
   double counts[2] = {0, 0};  // correct, seen (exact in fp32 below 2^24)
   data::Batch b;
   while (it.Next(&b)) {
-    counts[0] += static_cast<double>(m.Predict(b.images.data(), b.labels.data(), int(b.size)));
+    counts[0] += static_cast<double>(e.Predict(b));
     counts[1] += static_cast<double>(b.size);
   }
   float c[2] = {float(counts[0]), float(counts[1])};
@@ -44,9 +42,8 @@ double Evaluate(model::Model<float>& m, const std::shared_ptr<const data::Datase
 
 // Every rank built its weights from the seed alone; check they agree with
 // rank 0's before training (a different library or build would show here).
-uint64_t VerifySameInitialWeights(const model::Model<float>& m, const JobSpec& spec,
-                                  const TrainEnv& env) {
-  const uint64_t mine = m.Checksum();
+uint64_t VerifySameInitialWeights(engine::TrainEngine& e, const JobSpec& spec, const TrainEnv& env) {
+  const uint64_t mine = e.Checksum();
   uint64_t root = mine;
   env.comm->Broadcast(&root, sizeof(root), 0,
                       Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
@@ -60,9 +57,8 @@ uint64_t VerifySameInitialWeights(const model::Model<float>& m, const JobSpec& s
 }
 
 // After a resume, every rank must hold rank 0's weights.
-void VerifySameWeights(const model::Model<float>& m, const JobSpec& spec, const TrainEnv& env,
-                       int64_t step) {
-  const uint64_t mine = model::Fnv1a64(m.params(), m.num_params() * sizeof(float));
+void VerifySameWeights(engine::TrainEngine& e, const JobSpec& spec, const TrainEnv& env, int64_t step) {
+  const uint64_t mine = e.ParamsChecksum();
   uint64_t root = mine;
   env.comm->Broadcast(&root, sizeof(root), 0,
                       Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
@@ -72,6 +68,20 @@ void VerifySameWeights(const model::Model<float>& m, const JobSpec& spec, const 
   }
 }
 
+}  // namespace
+
+std::string ResolvePrecision(const std::string& precision, const std::string& device) {
+  if (precision == "auto") return device == "cuda" ? "fp16" : "fp32";
+  if (device == "cuda" && precision != "fp16") {
+    Fail(ErrorCode::kInvalidArgument, "precision '" + precision +
+                                          "' on the CUDA engine: it computes in fp16 with fp32 master weights; "
+                                          "set precision: fp16 (or auto)");
+  }
+  return precision;
+}
+
+namespace {
+
 void CheckAbort(const TrainEnv& env) {
   if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
 }
@@ -80,10 +90,7 @@ void CheckAbort(const TrainEnv& env) {
 // start on. RunTraining below writes init_start and run_stop.
 TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlperf) {
   if (!env.comm) Fail(ErrorCode::kInvalidArgument, "RunTraining: no communicator");
-  if (spec.precision != "fp32") {
-    Fail(ErrorCode::kInvalidArgument,
-         "precision '" + spec.precision + "' needs the CUDA backend; the CPU backend computes in fp32");
-  }
+  const std::string precision = ResolvePrecision(spec.precision, env.device);
   const auto t_start = Clock::now();
   data::TrainTest sets = data::LoadDataset(spec.dataset, env.seed);
   auto train = std::make_shared<const data::Dataset>(std::move(sets.train));
@@ -92,25 +99,31 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     Fail(ErrorCode::kInvalidArgument, "the data set's images are not square");
   }
 
-  model::ModelOptions mo;
-  mo.in_channels = train->channels;
-  mo.num_classes = train->classes;
-  mo.image_size = train->height;
-  mo.bn_momentum = spec.bn_momentum;
-  mo.bn_epsilon = spec.bn_epsilon;
-  mo.zero_init_residual = spec.zero_init_residual;
-  mo.batch_norm = spec.batch_norm;
-  mo.max_batch = spec.batch_per_worker;
-  auto model = model::BuildModel<float>(spec.model, mo, env.seed);
-  const uint64_t initial_checksum = VerifySameInitialWeights(*model, spec, env);
+  engine::EngineOptions eo;
+  eo.model_name = spec.model;
+  eo.model.in_channels = train->channels;
+  eo.model.num_classes = train->classes;
+  eo.model.image_size = train->height;
+  eo.model.bn_momentum = spec.bn_momentum;
+  eo.model.bn_epsilon = spec.bn_epsilon;
+  eo.model.zero_init_residual = spec.zero_init_residual;
+  eo.model.batch_norm = spec.batch_norm;
+  eo.model.max_batch = spec.batch_per_worker;
+  eo.seed = env.seed;
+  eo.optimizer = spec.optimizer;
+  eo.label_smoothing = spec.label_smoothing;
+  eo.precision = precision;
+  eo.comm = env.comm;
+  eo.wire = comm::ParseDType(spec.allreduce.dtype);
+  eo.bucket_mb = spec.allreduce.bucket_mb;
+  eo.timeout_seconds = spec.allreduce.timeout_seconds;
+  eo.abort = env.abort;
+  eo.device = env.device_index;
+  int64_t current_step = 0;  // for on_wait: the step whose gradients are being averaged
+  if (env.on_wait) eo.on_wait = [&](bool waiting) { env.on_wait(current_step, waiting); };
+  std::unique_ptr<engine::TrainEngine> eng = engine::MakeEngine(env.device, eo);
+  const uint64_t initial_checksum = VerifySameInitialWeights(*eng, spec, env);
 
-  std::vector<cpu::TensorSlice> slices;
-  std::vector<GradTensor> grad_tensors;
-  for (const auto& t : model->tensors()) {
-    slices.push_back({int64_t(t.offset), int64_t(t.size), t.no_decay});
-    grad_tensors.push_back({t.offset, t.size});
-  }
-  optim::Optimizer optimizer(spec.optimizer, slices, int64_t(model->num_params()));
   ScheduleSpec sched = spec.schedule;
   if (spec.elastic && env.world_size != spec.workers) {  // linear scaling rule
     const double k = double(env.world_size) / double(spec.workers);
@@ -123,16 +136,14 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   }
   optim::LrSchedule schedule(sched);
   const double wire_bytes = spec.allreduce.dtype == "fp16" ? 2.0 : 4.0;
-  GradAllreducer reducer(*env.comm, grad_tensors, model->grads(), spec.allreduce.bucket_mb,
-                         comm::ParseDType(spec.allreduce.dtype), spec.allreduce.timeout_seconds,
-                         env.abort);
+  const size_t num_params = eng->arch().num_params;
 
   const int64_t spe0 = data::StepsPerEpoch(train->size, env.world_size, spec.batch_per_worker);
   const RunPosition pos{env.world_size, env.rank, env.seed, train->size, std::max<int64_t>(1, spe0)};
   int64_t start = 0;
   if (!env.resume_dir.empty()) {
-    start = LoadCheckpoint(env.resume_dir, spec, pos, *model, optimizer);
-    VerifySameWeights(*model, spec, env, start);
+    start = LoadCheckpoint(env.resume_dir, spec, pos, *eng);
+    VerifySameWeights(*eng, spec, env, start);
     if (env.rank == 0) spdlog::info("resumed from {} at step {}", env.resume_dir, start);
   }
   data::LoaderOptions lo;
@@ -151,9 +162,9 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   if (env.rank == 0) {
     spdlog::info("initial weights checksum {:016x}, identical on all {} ranks", initial_checksum,
                  env.world_size);
-    spdlog::info("training {} ({} params, {} tensors, {} buckets of >= {} MiB, wire {}) on {} "
+    spdlog::info("training {} on {} ({} params, {} tensors, {} buckets of >= {} MiB, wire {}) on {} "
                  "images x {} ranks, batch {} per rank, {} steps per epoch, {} steps",
-                 spec.model, model->num_params(), model->tensors().size(), reducer.num_buckets(),
+                 spec.model, eng->describe(), num_params, eng->arch().tensors.size(), eng->num_buckets(),
                  spec.allreduce.bucket_mb, spec.allreduce.dtype, train->size, env.world_size,
                  spec.batch_per_worker, spe, total);
   }
@@ -177,34 +188,28 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   double sum_step = 0, sum_data = 0, sum_compute = 0, sum_comm = 0, sum_update = 0;
   int64_t measured = 0;
   const auto t_loop = Clock::now();
-  const std::function<void(int)> ready = [&](int t) { reducer.OnTensorReady(t); };
   for (int64_t step = start; step < total; ++step) {
     CheckAbort(env);
     if (mlperf) mlperf->StepStart(step);
     const auto t0 = Clock::now();
     data::Batch batch = loader.Next(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
     const auto t1 = Clock::now();
-    reducer.BeginStep();
-    const model::StepResult r = model->Forward(batch.images.data(), batch.labels.data(),
-                                               int(batch.size), true, spec.label_smoothing);
-    model->Backward(ready);
-    const auto t2 = Clock::now();
-    if (env.on_wait) env.on_wait(step + 1, true);
-    p.comm_seconds = reducer.WaitAll();
-    if (env.on_wait) env.on_wait(step + 1, false);
-    p.allreduce_seconds = reducer.comm_seconds();
-    p.allreduce_bytes = double(model->num_params()) * wire_bytes;
-    const auto t3 = Clock::now();
     const double lr = schedule.lr(step, spe, total);
-    optimizer.Step({model->params(), model->num_params()}, {model->grads(), model->num_params()}, lr);
+    current_step = step + 1;
+    const engine::StepStats r = eng->Step(batch, lr);
     const auto t4 = Clock::now();
+    p.comm_seconds = r.comm_seconds;
+    p.allreduce_seconds = r.allreduce_seconds;
+    p.allreduce_bytes = double(num_params) * wire_bytes;
+    p.loss_scale = r.loss_scale;
+    if (r.skipped) ++out.skipped_steps;
     if (!std::isfinite(r.loss)) {
       Fail(ErrorCode::kInternal, "loss is " + std::to_string(r.loss) + " at step " +
                                      std::to_string(step) + ": lower schedule.base_lr");
     }
     p.data_seconds = std::chrono::duration<double>(t1 - t0).count();
-    p.compute_seconds = std::chrono::duration<double>(t2 - t1).count();
-    p.update_seconds = std::chrono::duration<double>(t4 - t3).count();
+    p.compute_seconds = r.compute_seconds;
+    p.update_seconds = r.update_seconds;
     const double step_s = std::chrono::duration<double>(t4 - t0).count();
     if (step >= warm) {
       sum_step += step_s;
@@ -231,7 +236,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
       if (mlperf) mlperf->EvalStart(step + 1);
-      p.eval_accuracy = Evaluate(*model, test, spec, env);
+      p.eval_accuracy = Evaluate(*eng, test, spec, env);
       if (mlperf) mlperf->EvalStop(step + 1, p.eval_accuracy);
       if (env.rank == 0) {
         spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}, {:.0f} img/s",
@@ -244,7 +249,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     if (!env.checkpoint_dir.empty() && !last && !out.reached_target &&
         CheckpointDue(spec.checkpoint, step + 1, spe)) {
       const std::string dir = CheckpointStepDir(env.checkpoint_dir, step + 1);
-      WriteCheckpoint(dir, spec, pos, step + 1, *model, optimizer);
+      WriteCheckpoint(dir, spec, pos, step + 1, *eng);
       env.comm->Barrier(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
       if (env.rank == 0) {
         if (env.on_checkpoint) env.on_checkpoint(step + 1, dir);
@@ -269,8 +274,12 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     out.update_seconds = sum_update / measured;
   }
   out.initial_checksum = initial_checksum;
-  out.weight_checksum = model->Checksum();
-  if (env.final_params) env.final_params->assign(model->params(), model->params() + model->num_params());
+  out.weight_checksum = eng->Checksum();
+  if (env.final_params) {
+    engine::EngineState st;
+    eng->ExportState(&st);
+    *env.final_params = std::move(st.params);
+  }
   spdlog::info("rank {}: trained {} steps in {:.1f} s (setup {:.1f} s), accuracy {:.4f}",
                env.rank, out.steps, out.seconds, Since(t_start) - out.seconds, out.eval_accuracy);
   return out;

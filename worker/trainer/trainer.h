@@ -1,4 +1,5 @@
-// RunTraining: the data-parallel training loop of one rank on the CPU backend
+// RunTraining: the data-parallel training loop of one rank, on a TrainEngine
+// (worker/engine/train_engine.h: CPU or CUDA)
 // (DESIGN.md, "One training step"): data -> forward -> backward with bucketed
 // gradient averaging overlapped (GradAllreducer) -> optimizer update ->
 // progress. Every rank builds the same weights from the job seed (no
@@ -30,7 +31,8 @@ struct TrainProgress {
   double learning_rate = 0;
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
   double allreduce_bytes = 0;    // gradient bytes on the wire this step
-  double allreduce_seconds = 0;  // time the communication thread spent on them
+  double allreduce_seconds = 0;  // time the communication spent on them
+  double loss_scale = 1;         // fp16: the dynamic loss scale after this step
   std::string message;
 };
 
@@ -45,11 +47,16 @@ struct TrainOutcome {
   uint64_t initial_checksum = 0;  // of the weights as built from the seed (same on every rank)
   uint64_t weight_checksum = 0;   // of the final weights
   int64_t resumed_from_step = 0;  // 0: started fresh
+  int64_t skipped_steps = 0;      // fp16: updates skipped on an overflow
   // Mean seconds per step by phase (after warm-up).
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
 };
 
 struct TrainEnv {
+  // The engine (train_engine.h): "cpu" or "cuda" (resolved by the caller; the
+  // CUDA engine fails when no usable device is there), and the CUDA device.
+  std::string device = "cpu";
+  int device_index = 0;
   int rank = 0;
   int world_size = 1;
   uint64_t seed = 0;
@@ -73,6 +80,10 @@ struct TrainEnv {
   std::vector<double>* losses = nullptr;
   std::vector<float>* final_params = nullptr;
 };
+
+// precision "auto" -> fp16 on cuda, fp32 on cpu; fp32 on cuda throws
+// kInvalidArgument saying what to set (fp16 on cpu is refused by the engine).
+std::string ResolvePrecision(const std::string& precision, const std::string& device);
 
 // Throws dtrain::Error: bad spec for this backend, data errors, communication
 // errors (naming ranks and hosts), kAborted when env.abort is set, an MLPerf

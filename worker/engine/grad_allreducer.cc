@@ -1,11 +1,26 @@
-#include "worker/trainer/grad_allreducer.h"
+#include "worker/engine/grad_allreducer.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/error.h"
 #include "common/half.h"
 
-namespace dtrain::trainer {
+namespace dtrain::engine {
+namespace {
+
+BucketPlan Plan(const std::vector<GradTensor>& tensors, double bucket_mb) {
+  std::vector<BucketTensor> bt;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (i > 0 && tensors[i - 1].offset + tensors[i - 1].size != tensors[i].offset) {
+      Fail(ErrorCode::kInvalidArgument, "GradAllreducer: gradient tensors are not contiguous");
+    }
+    bt.push_back({tensors[i].offset, tensors[i].size, 0});
+  }
+  return PlanBuckets(bt, bucket_mb, {sizeof(float)});
+}
+
+}  // namespace
 
 GradAllreducer::GradAllreducer(comm::Communicator& comm, std::vector<GradTensor> tensors,
                                float* grads, double bucket_mb, comm::DType wire_dtype,
@@ -15,29 +30,11 @@ GradAllreducer::GradAllreducer(comm::Communicator& comm, std::vector<GradTensor>
       grads_(grads),
       dtype_(wire_dtype),
       timeout_(timeout_seconds),
-      abort_(abort) {
-  if (tensors_.empty()) Fail(ErrorCode::kInvalidArgument, "GradAllreducer: no tensors");
-  const size_t limit = static_cast<size_t>(bucket_mb * 1048576.0 / sizeof(float));
-  bucket_of_.assign(tensors_.size(), -1);
+      abort_(abort),
+      plan_(Plan(tensors_, bucket_mb)),
+      tracker_(plan_) {
   size_t largest = 0;
-  for (int i = static_cast<int>(tensors_.size()) - 1; i >= 0;) {
-    Bucket b;
-    b.last = i;
-    size_t count = 0;
-    while (i >= 0 && (count == 0 || count < limit)) {
-      if (i + 1 < static_cast<int>(tensors_.size()) && tensors_[i].offset + tensors_[i].size != tensors_[i + 1].offset) {
-        Fail(ErrorCode::kInvalidArgument, "GradAllreducer: gradient tensors are not contiguous");
-      }
-      count += tensors_[i].size;
-      bucket_of_[i] = static_cast<int>(buckets_.size());
-      --i;
-    }
-    b.first = i + 1;
-    b.offset = tensors_[b.first].offset;
-    b.count = count;
-    largest = std::max(largest, count);
-    buckets_.push_back(b);
-  }
+  for (const Bucket& b : plan_.buckets) largest = std::max(largest, b.count);
   if (dtype_ == comm::DType::kF16) half_.resize(largest);
   thread_ = std::thread([this] { Loop(); });
 }
@@ -54,16 +51,16 @@ GradAllreducer::~GradAllreducer() {
 void GradAllreducer::BeginStep() {
   std::lock_guard<std::mutex> lock(mu_);
   if (error_) std::rethrow_exception(error_);
-  for (Bucket& b : buckets_) b.pending = b.last - b.first + 1;
+  tracker_.BeginStep();
   done_ = 0;
   comm_seconds_ = 0;
 }
 
 void GradAllreducer::OnTensorReady(int t) {
   std::lock_guard<std::mutex> lock(mu_);
-  Bucket& b = buckets_[bucket_of_[t]];
-  if (--b.pending == 0) {
-    queue_.push_back(bucket_of_[t]);
+  const int b = tracker_.OnTensorReady(t);
+  if (b >= 0) {
+    queue_.push_back(b);
     cv_.notify_all();
   }
 }
@@ -71,7 +68,7 @@ void GradAllreducer::OnTensorReady(int t) {
 double GradAllreducer::WaitAll() {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return error_ || done_ == static_cast<int>(buckets_.size()); });
+  cv_.wait(lock, [&] { return error_ || done_ == static_cast<int>(plan_.buckets.size()); });
   if (error_) std::rethrow_exception(error_);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -89,7 +86,7 @@ void GradAllreducer::Loop() {
     const auto t0 = std::chrono::steady_clock::now();
     std::exception_ptr err;
     try {
-      Reduce(buckets_[b]);
+      Reduce(plan_.buckets[b]);
     } catch (...) {
       err = std::current_exception();
     }
@@ -114,4 +111,4 @@ void GradAllreducer::Reduce(const Bucket& b) {
   HalfToFloatN(half_.data(), data, b.count);
 }
 
-}  // namespace dtrain::trainer
+}  // namespace dtrain::engine

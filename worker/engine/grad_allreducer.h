@@ -1,9 +1,9 @@
 // GradAllreducer: bucketed gradient averaging overlapped with backward.
 //
-// Gradient tensors (contiguous in one flat buffer, in forward order) are
-// grouped into buckets of at least `bucket_mb` MiB in REVERSE order, so the
-// first bucket holds the last layers, whose gradients backward produces first.
-// Backward reports each tensor as ready (OnTensorReady); when a bucket's last
+// Gradient tensors (contiguous in one flat fp32 buffer, in forward order) are
+// grouped into buckets of at least `bucket_mb` MiB by PlanBuckets
+// (bucket_plan.h, one group), so the first bucket holds the last layers,
+// whose gradients backward produces first. Backward reports each tensor as ready (OnTensorReady); when a bucket's last
 // tensor arrives it goes to the communication thread, which averages it over
 // all ranks (fp16 on the wire when asked: converted, reduced with fp32
 // accumulation, converted back) while backward continues. WaitAll() blocks
@@ -20,8 +20,9 @@
 #include <vector>
 
 #include "worker/comm/communicator.h"
+#include "worker/engine/bucket_plan.h"
 
-namespace dtrain::trainer {
+namespace dtrain::engine {
 
 struct GradTensor {
   size_t offset = 0;  // elements into the flat gradient buffer
@@ -43,17 +44,14 @@ class GradAllreducer {
   // Returns the seconds spent waiting (exposed communication).
   double WaitAll();
 
-  size_t num_buckets() const { return buckets_.size(); }
+  size_t num_buckets() const { return plan_.buckets.size(); }
   // Tensor index range [first, last] of bucket b (b = 0 holds the last layers).
-  std::pair<int, int> bucket_tensors(size_t b) const { return {buckets_[b].first, buckets_[b].last}; }
+  std::pair<int, int> bucket_tensors(size_t b) const {
+    return {plan_.buckets[b].tensors.back(), plan_.buckets[b].tensors.front()};
+  }
   double comm_seconds() const { return comm_seconds_; }  // reduce time of the last step
 
  private:
-  struct Bucket {
-    int first = 0, last = 0;  // tensor indices, first <= last
-    size_t offset = 0, count = 0;
-    int pending = 0;           // tensors not yet ready this step
-  };
   void Loop();
   void Reduce(const Bucket& b);
 
@@ -63,8 +61,8 @@ class GradAllreducer {
   comm::DType dtype_;
   double timeout_;
   const std::atomic<bool>* abort_;
-  std::vector<Bucket> buckets_;
-  std::vector<int> bucket_of_;  // tensor -> bucket
+  BucketPlan plan_;
+  BucketTracker tracker_;
   std::vector<uint16_t> half_;  // fp16 staging
 
   std::mutex mu_;
@@ -77,4 +75,4 @@ class GradAllreducer {
   std::thread thread_;
 };
 
-}  // namespace dtrain::trainer
+}  // namespace dtrain::engine

@@ -1,0 +1,535 @@
+// The CUDA engine (contract in cuda_engine.h).
+#include "worker/engine/cuda_engine.h"
+
+#include <cublasLt.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <thread>
+
+#include "common/error.h"
+#include "kernels/cpu/loss_scale.h"
+#include "kernels/cuda/batched_norms.h"
+#include "kernels/cuda/cast.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/cudnn_check.h"
+#include "kernels/cuda/dnn_versions.h"
+#include "kernels/cuda/input_pack.h"
+#include "kernels/cuda/lars_update.h"
+#include "kernels/cuda/loss_scale.h"
+#include "kernels/cuda/tensor_table.h"
+#include "worker/comm/nccl_communicator.h"
+#include "worker/engine/cuda_model.h"
+#include "worker/engine/overlap.h"
+
+namespace dtrain::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+class Device {  // cudaMalloc'ed bytes
+ public:
+  Device() = default;
+  explicit Device(size_t bytes) : bytes_(bytes) {
+    if (bytes_ > 0) CUDA_CHECK(cudaMalloc(&p_, bytes_));
+    if (bytes_ > 0) CUDA_CHECK(cudaMemset(p_, 0, bytes_));
+  }
+  ~Device() {
+    if (p_) cudaFree(p_);
+  }
+  Device(const Device&) = delete;
+  Device& operator=(Device&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class Pinned {  // cudaMallocHost'ed bytes
+ public:
+  Pinned() = default;
+  explicit Pinned(size_t bytes) {
+    if (bytes > 0) CUDA_CHECK(cudaMallocHost(&p_, bytes));
+  }
+  ~Pinned() {
+    if (p_) cudaFreeHost(p_);
+  }
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(Pinned&& o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+};
+
+// Waits for everything enqueued on `s`, bounded: a hung kernel or a peer
+// that never joins NCCL fails the step instead of hanging the worker.
+void SyncBounded(cudaStream_t s, const Deadline& d, const char* what) {
+  for (;;) {
+    const cudaError_t e = cudaStreamQuery(s);
+    if (e == cudaSuccess) return;
+    if (e != cudaErrorNotReady) CUDA_CHECK(e);
+    if (d.Aborted()) Fail(ErrorCode::kAborted, std::string(what) + ": aborted while the GPU was busy");
+    if (d.Expired()) Fail(ErrorCode::kDeadlineExceeded, std::string(what) + ": the GPU did not finish in time");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+// One rank: nothing to average.
+class NoLauncher final : public BucketLauncher {
+ public:
+  void Launch(int) override {}
+  double WaitAll() override { return 0; }
+};
+
+// NCCL: the bucket's average goes on NCCL's stream behind an event recorded
+// on the compute stream right after its last gradient kernel.
+class NcclLauncher final : public BucketLauncher {
+ public:
+  NcclLauncher(comm::NcclCommunicator& c, cudaStream_t compute, const BucketPlan& plan, __half* g16, float* g32,
+               const EngineOptions& o)
+      : comm_(c), compute_(compute), plan_(plan), g16_(g16), g32_(g32), opt_(o) {
+    events_.resize(plan.buckets.size());
+    for (auto& e : events_) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  ~NcclLauncher() override {
+    for (auto& e : events_) cudaEventDestroy(e);
+  }
+  void Launch(int b) override {
+    const Bucket& bk = plan_.buckets[b];
+    CUDA_CHECK(cudaEventRecord(events_[b], compute_));
+    void* ptr = bk.group == kHalfGrads ? static_cast<void*>(g16_ + bk.offset) : static_cast<void*>(g32_ + bk.offset);
+    comm_.EnqueueAllReduce(ptr, bk.count, bk.group == kHalfGrads ? comm::DType::kF16 : comm::DType::kF32,
+                           comm::ReduceOp::kAvg, nullptr, events_[b],
+                           Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort));
+  }
+  double WaitAll() override {
+    const auto t0 = Clock::now();
+    if (opt_.on_wait) opt_.on_wait(true);
+    comm_.Wait(Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort));
+    if (opt_.on_wait) opt_.on_wait(false);
+    return Seconds(t0, Clock::now());
+  }
+
+ private:
+  comm::NcclCommunicator& comm_;
+  cudaStream_t compute_;
+  const BucketPlan& plan_;
+  __half* g16_;
+  float* g32_;
+  const EngineOptions& opt_;
+  std::vector<cudaEvent_t> events_;
+};
+
+// A host communicator (UCX) on GPUs: after backward, each bucket is copied to
+// pinned memory, averaged on the host and copied back. Not overlapped.
+class StagedLauncher final : public BucketLauncher {
+ public:
+  StagedLauncher(comm::Communicator& c, cudaStream_t compute, const BucketPlan& plan, __half* g16, float* g32,
+                 const EngineOptions& o)
+      : comm_(c), compute_(compute), plan_(plan), g16_(g16), g32_(g32), opt_(o) {
+    size_t largest = 0;
+    for (const Bucket& b : plan.buckets) largest = std::max(largest, b.count * (b.group == kHalfGrads ? 2 : 4));
+    host_ = Pinned(largest);
+  }
+  void Launch(int) override {}
+  double WaitAll() override {
+    const auto t0 = Clock::now();
+    if (opt_.on_wait) opt_.on_wait(true);
+    const Deadline d = Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort);
+    SyncBounded(compute_, d, "backward");
+    for (const Bucket& b : plan_.buckets) {
+      const bool half = b.group == kHalfGrads;
+      void* dev = half ? static_cast<void*>(g16_ + b.offset) : static_cast<void*>(g32_ + b.offset);
+      const size_t bytes = b.count * (half ? 2 : 4);
+      CUDA_CHECK(cudaMemcpyAsync(host_.as<void>(), dev, bytes, cudaMemcpyDeviceToHost, compute_));
+      SyncBounded(compute_, d, "gradient staging");
+      comm_.AllReduce(host_.as<void>(), b.count, half ? comm::DType::kF16 : comm::DType::kF32, comm::ReduceOp::kAvg, d);
+      CUDA_CHECK(cudaMemcpyAsync(dev, host_.as<void>(), bytes, cudaMemcpyHostToDevice, compute_));
+      SyncBounded(compute_, d, "gradient staging");
+    }
+    if (opt_.on_wait) opt_.on_wait(false);
+    return Seconds(t0, Clock::now());
+  }
+
+ private:
+  comm::Communicator& comm_;
+  cudaStream_t compute_;
+  const BucketPlan& plan_;
+  __half* g16_;
+  float* g32_;
+  const EngineOptions& opt_;
+  Pinned host_;
+};
+
+struct StepScalars {  // read back once per step
+  float mean_loss;
+  int32_t correct;
+  cuda::DeviceLossScale loss_scale;
+};
+
+class CudaEngine final : public TrainEngine {
+ public:
+  explicit CudaEngine(const EngineOptions& o);
+  ~CudaEngine() override;
+
+  const char* kind() const override { return "cuda"; }
+  std::string describe() const override { return describe_; }
+  const model::ResnetArch& arch() const override { return arch_; }
+  size_t num_buckets() const override { return overlap_->plan().buckets.size(); }
+  StepStats Step(const data::Batch& batch, double lr) override;
+  int64_t Predict(const data::Batch& batch) override;
+  void ExportState(EngineState* state) override;
+  void ImportState(const EngineState& state) override;
+  std::vector<model::LayerTime> TakeProfile() override;
+
+  bool resident = false;
+
+ private:
+  CudaParams Params() const {
+    return {w16_.as<__half>(), master_.as<float>(), g16_.as<__half>(), g32_.as<float>(), bn_running_.as<float>()};
+  }
+  void Upload(const data::Batch& b);
+  void Update(double lr);
+  StepScalars ReadScalars(const char* what);
+  void SetLossScale(double scale);
+  cuda::DeviceLossScale* LossState() const { return &scalars_.as<StepScalars>()->loss_scale; }
+
+  EngineOptions opt_;
+  model::ResnetArch arch_;
+  DevicePlan plan_;
+  std::string describe_;
+  cpu::LossScalerOptions ls_opt_;
+  cudaStream_t compute_ = nullptr, copy_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  cudaEvent_t ev_input_ = nullptr, ev_start_ = nullptr, ev_bwd_ = nullptr, ev_upd0_ = nullptr, ev_upd1_ = nullptr;
+  Device master_, momentum_, w16_, g16_, g32_, bn_running_, check32_;
+  Device norms_;  // weight and grad norms of both groups
+  Device images32_, images16_, labels_, scalars_;
+  Pinned h_images_, h_labels_, h_scalars_;
+  std::unique_ptr<cuda::TensorTable> table_[2];
+  std::unique_ptr<CudaResnet> net_;
+  BucketPlan bplan_;
+  std::unique_ptr<BucketLauncher> launcher_;
+  std::unique_ptr<OverlapScheduler> overlap_;
+  float scale_ = 1, inv_scale_ = 1;  // host mirror of the device loss scale
+  bool uploaded_ = false;
+  int last_n_ = 0;
+};
+
+CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
+  if (o.precision != "fp16") {
+    Fail(ErrorCode::kInvalidArgument, "the CUDA engine computes in fp16 (fp32 master weights); precision '" +
+                                          o.precision + "' is not supported: set precision: fp16 or auto");
+  }
+  if (o.wire != comm::DType::kF16) {
+    Fail(ErrorCode::kInvalidArgument, "allreduce.dtype fp32 with the CUDA engine: its weight gradients are fp16 "
+                                      "(BN and bias gradients are averaged in fp32 anyway); set allreduce.dtype: fp16");
+  }
+  if (!o.comm) Fail(ErrorCode::kInvalidArgument, "CUDA engine: no communicator");
+  std::string why;
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    Fail(ErrorCode::kUnavailable, std::string("CUDA engine: no usable CUDA device (") +
+                                      (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") + ")");
+  }
+  if (o.device < 0 || o.device >= count) {
+    Fail(ErrorCode::kInvalidArgument, "CUDA engine: device " + std::to_string(o.device) + " of " +
+                                          std::to_string(count));
+  }
+  const cuda::DnnVersions v = cuda::QueryDnnVersions();
+  cuda::CheckDnnVersions(v);
+  CUDA_CHECK(cudaSetDevice(o.device));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
+  describe_ = "cuda:" + std::to_string(o.device) + " " + prop.name + " (NHWC fp16, fp32 masters; " +
+              cuda::DescribeDnnVersions(v) + ")";
+
+  arch_ = model::BuildResnetArch(o.model_name, o.model.in_channels, o.model.num_classes, o.model.image_size);
+  plan_ = PlanDeviceTensors(arch_);
+  const int max_batch = o.model.max_batch > 0 ? o.model.max_batch : 256;
+
+  CUDA_CHECK(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+  CUDNN_CHECK(cudnnCreate(&cudnn_));
+  CUBLAS_CHECK(cublasLtCreate(&lt_));
+  for (cudaEvent_t* ev : {&ev_start_, &ev_bwd_, &ev_upd0_, &ev_upd1_}) CUDA_CHECK(cudaEventCreate(ev));
+  CUDA_CHECK(cudaEventCreateWithFlags(&ev_input_, cudaEventDisableTiming));
+
+  const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];
+  master_ = Device((ge0 + ge1) * sizeof(float));
+  momentum_ = Device((ge0 + ge1) * sizeof(float));
+  w16_ = Device(ge0 * sizeof(__half));
+  g16_ = Device(ge0 * sizeof(__half));
+  g32_ = Device(ge1 * sizeof(float));
+  check32_ = Device(ge0 * sizeof(float));
+  bn_running_ = Device(arch_.num_buffers * sizeof(float));
+  norms_ = Device(2 * arch_.tensors.size() * sizeof(float) * 2);
+  const size_t pixels = size_t(max_batch) * arch_.image_size * arch_.image_size;
+  images32_ = Device(pixels * arch_.in_channels * sizeof(float));
+  images16_ = Device(pixels * plan_.input_c_pad * sizeof(__half));
+  labels_ = Device(size_t(max_batch) * sizeof(int32_t));
+  scalars_ = Device(sizeof(StepScalars));
+  h_images_ = Pinned(pixels * arch_.in_channels * sizeof(float));
+  h_labels_ = Pinned(size_t(max_batch) * sizeof(int32_t));
+  h_scalars_ = Pinned(sizeof(StepScalars));
+
+  // The two groups' tensor tables (offsets inside each group's region).
+  std::vector<cpu::TensorSlice> slices[2];
+  std::vector<BucketTensor> bt;
+  for (size_t i = 0; i < arch_.tensors.size(); ++i) {
+    const DevicePlacement& d = plan_.tensors[i];
+    slices[d.group].push_back({int64_t(d.offset), int64_t(d.size), arch_.tensors[i].no_decay});
+    bt.push_back({d.offset, d.size, d.group});
+  }
+  for (int g = 0; g < 2; ++g) table_[g] = std::make_unique<cuda::TensorTable>(slices[g]);
+
+  net_ = std::make_unique<CudaResnet>(arch_, plan_, o.model, max_batch, cudnn_, lt_);
+  net_->set_profiling(o.profiling);
+
+  bplan_ = PlanBuckets(bt, o.bucket_mb, {sizeof(__half), sizeof(float)});
+  if (o.comm->world_size() == 1) {
+    launcher_ = std::make_unique<NoLauncher>();
+  } else if (auto* nccl = dynamic_cast<comm::NcclCommunicator*>(o.comm)) {
+    if (nccl->device() != o.device) {
+      Fail(ErrorCode::kInvalidArgument, "CUDA engine on device " + std::to_string(o.device) +
+                                            " but its NCCL communicator is on device " +
+                                            std::to_string(nccl->device()));
+    }
+    launcher_ = std::make_unique<NcclLauncher>(*nccl, compute_, bplan_, g16_.as<__half>(), g32_.as<float>(), opt_);
+  } else {
+    spdlog::warn("CUDA engine with the {} communicator: gradients are staged through host memory after backward "
+                 "(not overlapped); use allreduce.backend: nccl on GPUs",
+                 o.comm->backend());
+    launcher_ = std::make_unique<StagedLauncher>(*o.comm, compute_, bplan_, g16_.as<__half>(), g32_.as<float>(), opt_);
+  }
+  overlap_ = std::make_unique<OverlapScheduler>(bplan_, *launcher_);
+
+  // Initial weights: the CPU model's, from the seed (bit-identical on every
+  // rank and engine), converted to the device layout.
+  model::ModelOptions init = o.model;
+  init.max_batch = 0;
+  auto cpu_model = model::BuildModel<float>(o.model_name, init, o.seed);
+  EngineState st;
+  st.params.assign(cpu_model->params(), cpu_model->params() + cpu_model->num_params());
+  st.momentum.assign(arch_.num_params, 0.0f);
+  st.bn_running.assign(cpu_model->buffers(), cpu_model->buffers() + cpu_model->num_buffers());
+  st.loss_scale = ls_opt_.init_scale;
+  ImportState(st);
+}
+
+CudaEngine::~CudaEngine() {
+  if (compute_) cudaStreamSynchronize(compute_);
+  net_.reset();
+  overlap_.reset();
+  launcher_.reset();
+  for (cudaEvent_t ev : {ev_input_, ev_start_, ev_bwd_, ev_upd0_, ev_upd1_})
+    if (ev) cudaEventDestroy(ev);
+  if (lt_) cublasLtDestroy(lt_);
+  if (cudnn_) cudnnDestroy(cudnn_);
+  if (copy_) cudaStreamDestroy(copy_);
+  if (compute_) cudaStreamDestroy(compute_);
+}
+
+void CudaEngine::Upload(const data::Batch& b) {
+  if (b.size <= 0 || b.size > net_->max_batch()) {
+    Fail(ErrorCode::kInvalidArgument, "CUDA engine: batch of " + std::to_string(b.size) + " images; allowed 1.." +
+                                          std::to_string(net_->max_batch()));
+  }
+  if (b.channels != arch_.in_channels || b.height != arch_.image_size || b.width != arch_.image_size) {
+    Fail(ErrorCode::kInvalidArgument, "CUDA engine: batch of " + std::to_string(b.channels) + "x" +
+                                          std::to_string(b.height) + "x" + std::to_string(b.width) +
+                                          " images; the model takes " + std::to_string(arch_.in_channels) + "x" +
+                                          std::to_string(arch_.image_size) + "x" + std::to_string(arch_.image_size));
+  }
+  last_n_ = int(b.size);
+  if (resident && uploaded_) return;
+  const size_t bytes = b.images.size() * sizeof(float);
+  std::memcpy(h_images_.as<void>(), b.images.data(), bytes);
+  std::memcpy(h_labels_.as<void>(), b.labels.data(), b.labels.size() * sizeof(int32_t));
+  CUDA_CHECK(cudaMemcpyAsync(images32_.as<void>(), h_images_.as<void>(), bytes, cudaMemcpyHostToDevice, copy_));
+  CUDA_CHECK(cudaMemcpyAsync(labels_.as<void>(), h_labels_.as<void>(), b.labels.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice, copy_));
+  CUDA_CHECK(cudaEventRecord(ev_input_, copy_));
+  CUDA_CHECK(cudaStreamWaitEvent(compute_, ev_input_, 0));
+  cuda::PackNchwToHalfNhwc(images32_.as<float>(), int(b.size), b.channels, b.height, b.width, plan_.input_c_pad,
+                           images16_.as<__half>(), compute_);
+  uploaded_ = true;
+}
+
+StepScalars CudaEngine::ReadScalars(const char* what) {
+  CUDA_CHECK(cudaMemcpyAsync(h_scalars_.as<void>(), scalars_.as<void>(), sizeof(StepScalars), cudaMemcpyDeviceToHost,
+                             compute_));
+  SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), what);
+  return *h_scalars_.as<StepScalars>();
+}
+
+void CudaEngine::Update(double lr) {
+  const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];
+  int32_t* found = &LossState()->found_inf;
+  float* master1 = master_.as<float>() + ge0;
+  float* momentum1 = momentum_.as<float>() + ge0;
+  const size_t nt = arch_.tensors.size();
+  float* wn0 = norms_.as<float>();
+  float* gn0 = wn0 + nt;
+  float* wn1 = gn0 + nt;
+  float* gn1 = wn1 + nt;
+  // Overflow check of the averaged, still scaled gradients (fp32 group unscaled in place).
+  cuda::UnscaleAndCheck(g16_.as<__half>(), check32_.as<float>(), int64_t(ge0), inv_scale_, found, compute_);
+  cuda::UnscaleAndCheck(g32_.as<float>(), g32_.as<float>(), int64_t(ge1), inv_scale_, found, compute_);
+  cuda::MomentumUpdateParams h;
+  h.lars = opt_.optimizer.name == "lars";
+  h.lr = float(lr);
+  h.momentum = float(opt_.optimizer.momentum);
+  h.weight_decay = float(opt_.optimizer.weight_decay);
+  h.eta = float(opt_.optimizer.lars_eta);
+  h.epsilon = float(opt_.optimizer.lars_epsilon);
+  h.nesterov = opt_.optimizer.nesterov;
+  if (h.lars) {
+    cuda::BatchedTensorNorms(table_[0]->view(), master_.as<float>(), g16_.as<__half>(), inv_scale_, wn0, gn0, compute_);
+    cuda::BatchedTensorNorms(table_[1]->view(), master1, g32_.as<float>(), 1.0f, wn1, gn1, compute_);
+  }
+  cuda::FusedMomentumUpdate(table_[0]->view(), master_.as<float>(), momentum_.as<float>(), g16_.as<__half>(),
+                            inv_scale_, h.lars ? wn0 : nullptr, h.lars ? gn0 : nullptr, w16_.as<__half>(), found, h,
+                            compute_);
+  cuda::FusedMomentumUpdate(table_[1]->view(), master1, momentum1, g32_.as<float>(), 1.0f, h.lars ? wn1 : nullptr,
+                            h.lars ? gn1 : nullptr, nullptr, found, h, compute_);
+  cuda::LossScaleUpdate(LossState(), ls_opt_, compute_);
+}
+
+StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  StepStats st;
+  Upload(batch);
+  StepScalars* d = scalars_.as<StepScalars>();
+  CUDA_CHECK(cudaEventRecord(ev_start_, compute_));
+  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), true, float(opt_.label_smoothing),
+                scale_, &d->mean_loss, &d->correct, compute_);
+  overlap_->BeginStep();
+  net_->Backward(Params(), [this](int t) { overlap_->OnTensorReady(t); }, compute_);
+  CUDA_CHECK(cudaEventRecord(ev_bwd_, compute_));
+  const auto t0 = Clock::now();
+  const double waited = overlap_->EndStep();
+  st.allreduce_seconds = Seconds(t0, Clock::now());
+  CUDA_CHECK(cudaEventRecord(ev_upd0_, compute_));
+  Update(lr);
+  CUDA_CHECK(cudaEventRecord(ev_upd1_, compute_));
+  const StepScalars r = ReadScalars("training step");
+  float fwd_bwd_ms = 0, upd_ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&fwd_bwd_ms, ev_start_, ev_bwd_));
+  CUDA_CHECK(cudaEventElapsedTime(&upd_ms, ev_upd0_, ev_upd1_));
+  st.loss = r.mean_loss / 1.0;
+  st.correct = r.correct;
+  st.compute_seconds = fwd_bwd_ms / 1e3;
+  st.update_seconds = upd_ms / 1e3;
+  st.comm_seconds = waited;
+  st.skipped = r.loss_scale.skipped != 0;
+  scale_ = r.loss_scale.scale;
+  inv_scale_ = r.loss_scale.inv_scale;
+  st.loss_scale = scale_;
+  return st;
+}
+
+int64_t CudaEngine::Predict(const data::Batch& batch) {
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  const bool was = resident;
+  resident = false;  // evaluation batches always upload
+  Upload(batch);
+  resident = was;
+  uploaded_ = false;
+  StepScalars* d = scalars_.as<StepScalars>();
+  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, 1.0f,
+                &d->mean_loss, &d->correct, compute_);
+  return ReadScalars("evaluation").correct;
+}
+
+void CudaEngine::ExportState(EngineState* s) {
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state export");
+  const size_t me = plan_.master_elems();
+  std::vector<float> buf(me);
+  s->params.resize(arch_.num_params);
+  s->momentum.resize(arch_.num_params);
+  s->bn_running.resize(arch_.num_buffers);
+  CUDA_CHECK(cudaMemcpy(buf.data(), master_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost));
+  ToCanonicalLayout(plan_, arch_, buf.data(), s->params.data());
+  CUDA_CHECK(cudaMemcpy(buf.data(), momentum_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost));
+  ToCanonicalLayout(plan_, arch_, buf.data(), s->momentum.data());
+  CUDA_CHECK(cudaMemcpy(s->bn_running.data(), bn_running_.as<void>(), arch_.num_buffers * sizeof(float),
+                        cudaMemcpyDeviceToHost));
+  s->loss_scale = scale_;
+}
+
+void CudaEngine::SetLossScale(double scale) {
+  cpu::LossScalerOptions o = ls_opt_;
+  o.init_scale = float(scale);
+  o.min_scale = std::min(o.min_scale, o.init_scale);
+  o.max_scale = std::max(o.max_scale, o.init_scale);
+  StepScalars init{};
+  init.loss_scale = cuda::MakeDeviceLossScale(o);
+  CUDA_CHECK(cudaMemcpy(scalars_.as<void>(), &init, sizeof(init), cudaMemcpyHostToDevice));
+  scale_ = init.loss_scale.scale;
+  inv_scale_ = init.loss_scale.inv_scale;
+}
+
+void CudaEngine::ImportState(const EngineState& s) {
+  CheckStateSizes(s, arch_, arch_.num_params);
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
+  const size_t me = plan_.master_elems();
+  std::vector<float> buf(me);
+  ToDeviceLayout(plan_, arch_, s.params.data(), buf.data());
+  CUDA_CHECK(cudaMemcpy(master_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice));
+  ToDeviceLayout(plan_, arch_, s.momentum.data(), buf.data());
+  CUDA_CHECK(cudaMemcpy(momentum_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(bn_running_.as<void>(), s.bn_running.data(), arch_.num_buffers * sizeof(float),
+                        cudaMemcpyHostToDevice));
+  cuda::CastFloatToHalf(master_.as<float>(), w16_.as<__half>(), int64_t(plan_.group_elems[0]), compute_);
+  SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
+  SetLossScale(s.loss_scale);
+}
+
+std::vector<model::LayerTime> CudaEngine::TakeProfile() {
+  const FamilyTimes f = net_->TakeProfile();
+  std::vector<model::LayerTime> out;
+  for (size_t i = 0; i < f.names.size(); ++i) out.push_back({f.names[i], f.seconds[i], 0});
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<TrainEngine> MakeCudaEngine(const EngineOptions& o) { return std::make_unique<CudaEngine>(o); }
+
+void SetResidentBatch(TrainEngine& e, bool on) {
+  auto* c = dynamic_cast<CudaEngine*>(&e);
+  if (!c) Fail(ErrorCode::kInvalidArgument, "SetResidentBatch: not a CUDA engine");
+  c->resident = on;
+}
+
+}  // namespace dtrain::engine
