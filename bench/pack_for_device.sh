@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds dtrain here and packs what bench/gpu_device_run.sh needs on the GPU
-# machine (no package registry there) into one tarball under 64 MiB:
+# machine (no package registry there) into one tarball under 60 MiB:
 #   bin/    every executable of BUILD_DIR/bin (stripped)
 #   tests/  the GPU test binaries (ctest label gpu; stripped)
 #   lib/    the shared libraries they need that the GPU machine's image lacks
@@ -8,16 +8,23 @@
 #           spdlog, fmt, OpenBLAS, prometheus-cpp, ...), found with ldd
 #   lib/fallback/  libcudart, libstdc++, libgcc_s: used there only if the
 #           image's own are missing (gpu_device_run.sh decides with ldd)
+#   data/fashion-mnist/  the four .gz files of Fashion-MNIST (31 MB, already
+#           compressed: xz gains nothing on them), for the curve and e2e stages
 #   MANIFEST.txt   what is inside, and from which commit
 # Left out: glibc, and the CUDA libraries that the image's Python packages
 # carry (site-packages/nvidia/*/lib: NCCL, cuDNN, cuBLAS; NCCL alone is ~200 MB).
 #
 # Usage: bash bench/pack_for_device.sh BUILD_DIR [--out FILE] [--targets "T1 T2"] [--no-build]
+#                                      [--no-data] [--data DIR]
 #   BUILD_DIR  a build directory of this checkout (configured here if new)
 #   --out      the tarball (default build-pack/dtrain-device.tar.xz, an ignored
 #              path, so the device tool can `carry` the folder build-pack)
 #   --targets  build only these targets (default: everything)
 #   --no-build pack what BUILD_DIR already holds
+#   --no-data  leave the data set out (the curve and e2e stages then fail)
+#   --data     where Fashion-MNIST's .gz files are (default
+#              /usr/share/datasets/fashion-mnist)
+# Fails, naming the largest parts, when the tarball is over 60 MiB.
 # See bench/README.md, "Running on the GPU machine".
 set -euo pipefail
 
@@ -33,17 +40,26 @@ shift
 OUT_FILE="$ROOT/build-pack/dtrain-device.tar.xz"
 TARGETS=""
 DO_BUILD=1
+DATA_DIR=/usr/share/datasets/fashion-mnist
+FMNIST_FILES=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_FILE=$2; shift 2 ;;
     --targets) TARGETS=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
+    --no-data) DATA_DIR=""; shift ;;
+    --data) DATA_DIR=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "pack_for_device: unknown argument '$1'" >&2; usage 2 ;;
   esac
 done
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 case "$OUT_FILE" in /*) ;; *) OUT_FILE="$PWD/$OUT_FILE" ;; esac
+if [ -n "$DATA_DIR" ]; then  # check before a long build
+  for f in "${FMNIST_FILES[@]}"; do
+    [ -f "$DATA_DIR/$f" ] || { echo "pack_for_device: $DATA_DIR/$f not found (--data DIR, or --no-data)" >&2; exit 1; }
+  done
+fi
 
 if [ "$DO_BUILD" = 1 ]; then
   echo "pack_for_device: building in $BUILD"
@@ -141,6 +157,12 @@ if [ -n "$UCX_MODDIR" ] && [ -d "$UCX_MODDIR" ]; then
 fi
 strip --strip-unneeded "$PACK"/lib/*.so* "$PACK"/lib/ucx/*.so* 2>/dev/null || true
 
+# ---- data ----------------------------------------------------------------------
+if [ -n "$DATA_DIR" ]; then
+  mkdir -p "$PACK/data/fashion-mnist"
+  for f in "${FMNIST_FILES[@]}"; do cp "$DATA_DIR/$f" "$PACK/data/fashion-mnist/"; done
+fi
+
 # ---- manifest and tarball ----------------------------------------------------
 {
   echo "dtrain device pack"
@@ -156,8 +178,16 @@ mkdir -p "$(dirname "$OUT_FILE")"
 echo "pack_for_device: compressing ($(du -sh "$PACK" | cut -f1) unpacked)"
 tar -C "$STAGE" -cf - dtrain-device | xz -T0 -6 >"$OUT_FILE"
 SIZE=$(stat -c %s "$OUT_FILE")
-echo "pack_for_device: $OUT_FILE: $((SIZE / 1024)) KiB ($(find "$PACK/bin" -type f | wc -l) binaries, $(find "$PACK/tests" -type f | wc -l) GPU tests, $(find "$PACK/lib" -type f | wc -l) libraries)"
+echo "pack_for_device: $OUT_FILE: $((SIZE / 1024)) KiB ($(find "$PACK/bin" -type f | wc -l) binaries, $(find "$PACK/tests" -type f | wc -l) GPU tests, $(find "$PACK/lib" -type f | wc -l) libraries, data: $([ -d "$PACK/data" ] && du -sh "$PACK/data" | cut -f1 || echo none))"
+echo "pack_for_device: bin: $(cd "$PACK/bin" && ls | tr '\n' ' ')"
+echo "pack_for_device: tests: $(cd "$PACK/tests" && ls | tr '\n' ' ')"
 if [ "$SIZE" -gt "$LIMIT_BYTES" ]; then
   echo "pack_for_device: error: $((SIZE / 1048576)) MiB is over the $((LIMIT_BYTES / 1048576)) MiB budget (the device tool carries 64 MiB with the working tree)" >&2
+  echo "pack_for_device: the largest parts (unpacked):" >&2
+  (cd "$PACK" && find . -type f -printf '%s %P\n' | sort -rn | head -6 | awk '{ printf "  %6.1f MiB  %s\n", $1 / 1048576, $2 }') >&2
+  if [ -d "$PACK/data" ]; then
+    echo "pack_for_device: the data set is $(du -sh "$PACK/data" | cut -f1) of it, already compressed: --no-data leaves it out (the curve and e2e stages then cannot run)" >&2
+  fi
+  rm -f "$OUT_FILE"
   exit 1
 fi

@@ -13,20 +13,23 @@ using detail::BlockSum;
 using detail::kMultiTensorThreads;
 using detail::LoadFloat;
 
+// The scale is grad_scale_dev ? *grad_scale_dev : grad_scale.
 template <typename G>
 __global__ void __launch_bounds__(kMultiTensorThreads)
     TensorNormsKernel(TensorTableView table, const float* __restrict__ params, const G* __restrict__ grads,
-                      float grad_scale, float* __restrict__ weight_norms, float* __restrict__ grad_norms) {
+                      float grad_scale, const float* __restrict__ grad_scale_dev, float* __restrict__ weight_norms,
+                      float* __restrict__ grad_norms) {
   __shared__ double scratch[32];
   __shared__ bool last_block;
   const TensorChunk chunk = table.chunks[blockIdx.x];
   const DeviceTensor tensor = table.tensors[chunk.tensor];
+  const float s = grad_scale_dev != nullptr ? *grad_scale_dev : grad_scale;
 
   // 1. This chunk: per-thread double sums in a fixed order, then the block.
   double ww = 0, gg = 0;
   for (int64_t i = chunk.begin + threadIdx.x; i < chunk.end; i += blockDim.x) {
     const double w = params[i];
-    const double g = __fmul_rn(LoadFloat(grads, i), grad_scale);
+    const double g = __fmul_rn(LoadFloat(grads, i), s);
     ww += w * w;
     gg += g * g;
   }
@@ -70,19 +73,20 @@ __global__ void __launch_bounds__(kMultiTensorThreads)
   }
 }
 
+// Every public overload; grad_scale_dev null: the scale is grad_scale.
 template <typename G>
 void Launch(const TensorTableView& table, const float* params, const G* grads, float grad_scale,
-            float* weight_norms, float* grad_norms, cudaStream_t stream) {
+            const float* grad_scale_dev, float* weight_norms, float* grad_norms, cudaStream_t stream) {
   const char* op = "BatchedTensorNorms";
   detail::CheckTable(op, table);
-  detail::CheckGradScale(op, grad_scale);
+  if (grad_scale_dev == nullptr) detail::CheckGradScale(op, grad_scale);
   if (table.num_tensors == 0) return;
   detail::CheckPointer(op, params, "params");
   detail::CheckPointer(op, grads, "grads");
   detail::CheckPointer(op, weight_norms, "weight_norms");
   detail::CheckPointer(op, grad_norms, "grad_norms");
-  TensorNormsKernel<G><<<table.num_chunks, kMultiTensorThreads, 0, stream>>>(table, params, grads, grad_scale,
-                                                                             weight_norms, grad_norms);
+  TensorNormsKernel<G><<<table.num_chunks, kMultiTensorThreads, 0, stream>>>(
+      table, params, grads, grad_scale, grad_scale_dev, weight_norms, grad_norms);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -90,12 +94,24 @@ void Launch(const TensorTableView& table, const float* params, const G* grads, f
 
 void BatchedTensorNorms(const TensorTableView& table, const float* params, const float* grads,
                         float grad_scale, float* weight_norms, float* grad_norms, cudaStream_t stream) {
-  Launch(table, params, grads, grad_scale, weight_norms, grad_norms, stream);
+  Launch(table, params, grads, grad_scale, nullptr, weight_norms, grad_norms, stream);
 }
 
 void BatchedTensorNorms(const TensorTableView& table, const float* params, const __half* grads,
                         float grad_scale, float* weight_norms, float* grad_norms, cudaStream_t stream) {
-  Launch(table, params, grads, grad_scale, weight_norms, grad_norms, stream);
+  Launch(table, params, grads, grad_scale, nullptr, weight_norms, grad_norms, stream);
+}
+
+void BatchedTensorNorms(const TensorTableView& table, const float* params, const float* grads,
+                        const float* grad_scale_dev, float* weight_norms, float* grad_norms, cudaStream_t stream) {
+  detail::CheckPointer("BatchedTensorNorms", grad_scale_dev, "grad_scale_dev");
+  Launch(table, params, grads, 0.0f, grad_scale_dev, weight_norms, grad_norms, stream);
+}
+
+void BatchedTensorNorms(const TensorTableView& table, const float* params, const __half* grads,
+                        const float* grad_scale_dev, float* weight_norms, float* grad_norms, cudaStream_t stream) {
+  detail::CheckPointer("BatchedTensorNorms", grad_scale_dev, "grad_scale_dev");
+  Launch(table, params, grads, 0.0f, grad_scale_dev, weight_norms, grad_norms, stream);
 }
 
 }  // namespace dtrain::cuda

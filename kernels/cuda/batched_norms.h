@@ -10,8 +10,13 @@
 // (kernels/cpu/optimizer_update.h); results agree to float rounding.
 // params, grads: device, table.buffer_elems() elements; outputs: device,
 // num_tensors floats each. Uses the table's workspace: one launch per table at
-// a time. Throws kInvalidArgument (null pointer, grad_scale not finite > 0),
-// kInternal (launch error).
+// a time. grad_scale is given by value, or (the overloads taking
+// grad_scale_dev) read by the kernel from device memory at run time (CUDA
+// graph capture); for the same value both give bit-identical norms (one
+// kernel). A device grad_scale is not validated: it is used as is (a
+// non-finite one gives non-finite or NaN grad norms).
+// Throws kInvalidArgument (null pointer, grad_scale not finite > 0, null
+// grad_scale_dev, checked even for an empty table), kInternal (launch error).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -25,5 +30,9 @@ void BatchedTensorNorms(const TensorTableView& table, const float* params, const
                         float grad_scale, float* weight_norms, float* grad_norms, cudaStream_t stream);
 void BatchedTensorNorms(const TensorTableView& table, const float* params, const __half* grads,
                         float grad_scale, float* weight_norms, float* grad_norms, cudaStream_t stream);
+void BatchedTensorNorms(const TensorTableView& table, const float* params, const float* grads,
+                        const float* grad_scale_dev, float* weight_norms, float* grad_norms, cudaStream_t stream);
+void BatchedTensorNorms(const TensorTableView& table, const float* params, const __half* grads,
+                        const float* grad_scale_dev, float* weight_norms, float* grad_norms, cudaStream_t stream);
 
 }  // namespace dtrain::cuda

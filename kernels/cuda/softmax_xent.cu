@@ -20,12 +20,14 @@ __device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ void Store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void Store(__half* p, float v) { *p = __float2half_rn(v); }
 
-// One block per row. off = eps/C, on = 1 − eps + off, grad_coef = loss_scale/n.
+// One block per row (n rows). off = eps/C, on = 1 − eps + off; the scale is
+// loss_scale_dev ? *loss_scale_dev : loss_scale, grad_coef = scale/n (double
+// division, rounded once to float: what the host computed before).
 template <typename TIn, typename TOut>
 __global__ void __launch_bounds__(kThreads)
-    SoftmaxXentKernel(int classes, const TIn* __restrict__ logits, const int32_t* __restrict__ labels, float off,
-                      float on, float grad_coef, float* __restrict__ loss, TOut* __restrict__ dlogits,
-                      int32_t* __restrict__ hits) {
+    SoftmaxXentKernel(int n, int classes, const TIn* __restrict__ logits, const int32_t* __restrict__ labels,
+                      float off, float on, float loss_scale, const float* __restrict__ loss_scale_dev,
+                      float* __restrict__ loss, TOut* __restrict__ dlogits, int32_t* __restrict__ hits) {
   __shared__ float fscratch[32];
   __shared__ detail::ArgMax ascratch[32];
   const int64_t row = blockIdx.x;
@@ -60,6 +62,8 @@ __global__ void __launch_bounds__(kThreads)
     if (hits != nullptr) hits[row] = valid && best.index == label ? 1 : 0;
   }
   if (dlogits == nullptr) return;
+  const float scale = loss_scale_dev != nullptr ? *loss_scale_dev : loss_scale;
+  const float grad_coef = __double2float_rn(__ddiv_rn(double(scale), double(n)));
   const float inv_sum = 1.0f / sum;
   TOut* d = dlogits + row * classes;
   for (int k = threadIdx.x; k < classes; k += blockDim.x) {
@@ -92,29 +96,50 @@ void CheckNotNull(const void* p, const char* name) {
   if (p == nullptr) Fail(ErrorCode::kInvalidArgument, std::string("softmax_xent: ") + name + " is null");
 }
 
-}  // namespace
-
-template <typename TIn, typename TOut>
-void SoftmaxCrossEntropy(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing,
-                         float loss_scale, float* loss, TOut* dlogits, int32_t* hits, cudaStream_t stream) {
+void CheckShape(int n, int classes, float label_smoothing) {
   if (n <= 0 || classes <= 0)
     Fail(ErrorCode::kInvalidArgument, "softmax_xent: shape must be positive, got n=" + std::to_string(n) +
                                           " classes=" + std::to_string(classes));
   if (!(label_smoothing >= 0 && label_smoothing < 1))
     Fail(ErrorCode::kInvalidArgument,
          "softmax_xent: label_smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
-  if (!(std::isfinite(loss_scale) && loss_scale > 0))
-    Fail(ErrorCode::kInvalidArgument,
-         "softmax_xent: loss_scale must be finite and > 0, got " + std::to_string(loss_scale));
+}
+
+// Both public overloads: the scale is loss_scale (loss_scale_dev null) or
+// *loss_scale_dev, read by the kernel.
+template <typename TIn, typename TOut>
+void Launch(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing, float loss_scale,
+            const float* loss_scale_dev, float* loss, TOut* dlogits, int32_t* hits, cudaStream_t stream) {
   CheckNotNull(logits, "logits");
   CheckNotNull(labels, "labels");
   CheckNotNull(loss, "loss");
   const double off = double(label_smoothing) / classes;
   const double on = 1.0 - label_smoothing + off;
-  const float grad_coef = static_cast<float>(double(loss_scale) / n);
-  SoftmaxXentKernel<TIn, TOut><<<n, kThreads, 0, stream>>>(classes, logits, labels, static_cast<float>(off),
-                                                           static_cast<float>(on), grad_coef, loss, dlogits, hits);
+  SoftmaxXentKernel<TIn, TOut><<<n, kThreads, 0, stream>>>(n, classes, logits, labels, static_cast<float>(off),
+                                                           static_cast<float>(on), loss_scale, loss_scale_dev,
+                                                           loss, dlogits, hits);
   CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+template <typename TIn, typename TOut>
+void SoftmaxCrossEntropy(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing,
+                         float loss_scale, float* loss, TOut* dlogits, int32_t* hits, cudaStream_t stream) {
+  CheckShape(n, classes, label_smoothing);
+  if (!(std::isfinite(loss_scale) && loss_scale > 0))
+    Fail(ErrorCode::kInvalidArgument,
+         "softmax_xent: loss_scale must be finite and > 0, got " + std::to_string(loss_scale));
+  Launch(n, classes, logits, labels, label_smoothing, loss_scale, nullptr, loss, dlogits, hits, stream);
+}
+
+template <typename TIn, typename TOut>
+void SoftmaxCrossEntropy(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing,
+                         const float* loss_scale_dev, float* loss, TOut* dlogits, int32_t* hits,
+                         cudaStream_t stream) {
+  CheckShape(n, classes, label_smoothing);
+  CheckNotNull(loss_scale_dev, "loss_scale_dev");
+  Launch(n, classes, logits, labels, label_smoothing, 0.0f, loss_scale_dev, loss, dlogits, hits, stream);
 }
 
 void MeanLossAndCorrect(int n, const float* loss, const int32_t* hits, float* mean_loss, int32_t* correct,
@@ -127,8 +152,10 @@ void MeanLossAndCorrect(int n, const float* loss, const int32_t* hits, float* me
   CUDA_CHECK_LAUNCH();
 }
 
-#define DTRAIN_SOFTMAX_XENT(TIn, TOut)                                                                  \
-  template void SoftmaxCrossEntropy<TIn, TOut>(int, int, const TIn*, const int32_t*, float, float, float*, \
+#define DTRAIN_SOFTMAX_XENT(TIn, TOut)                                                                          \
+  template void SoftmaxCrossEntropy<TIn, TOut>(int, int, const TIn*, const int32_t*, float, float, float*,         \
+                                               TOut*, int32_t*, cudaStream_t);                                     \
+  template void SoftmaxCrossEntropy<TIn, TOut>(int, int, const TIn*, const int32_t*, float, const float*, float*, \
                                                TOut*, int32_t*, cudaStream_t);
 DTRAIN_SOFTMAX_XENT(float, float)
 DTRAIN_SOFTMAX_XENT(float, __half)

@@ -12,8 +12,17 @@
 // A label outside [0, classes) (device data, not checked on the host) gives
 // a NaN loss and NaN dlogits for that row. Reference:
 // kernels/cpu/softmax_cross_entropy.h (forward mean, backward / n).
+// loss_scale is given by value, or (the overload taking loss_scale_dev) read
+// by the kernel from device memory at run time, so a captured CUDA graph
+// sees each step's scale; for the same value both give bit-identical
+// results (one kernel; grad_coef = float(double(loss_scale) / n) on the
+// device in both cases). A device loss scale is not validated, it is used
+// as is: a non-finite one makes dlogits inf/NaN (the backward pass then
+// overflows and UnscaleAndCheck/CheckFinite flag it); a zero or negative one
+// is not detected.
 // Throws kInvalidArgument (shape not positive, eps not in [0, 1), loss_scale
-// not finite > 0, null required pointer), kInternal (launch error).
+// not finite > 0, null required pointer, null loss_scale_dev), kInternal
+// (launch error).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -27,6 +36,10 @@ namespace dtrain::cuda {
 template <typename TIn, typename TOut>
 void SoftmaxCrossEntropy(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing,
                          float loss_scale, float* loss, TOut* dlogits, int32_t* hits, cudaStream_t stream);
+template <typename TIn, typename TOut>
+void SoftmaxCrossEntropy(int n, int classes, const TIn* logits, const int32_t* labels, float label_smoothing,
+                         const float* loss_scale_dev, float* loss, TOut* dlogits, int32_t* hits,
+                         cudaStream_t stream);
 
 void MeanLossAndCorrect(int n, const float* loss, const int32_t* hits, float* mean_loss, int32_t* correct,
                         cudaStream_t stream);

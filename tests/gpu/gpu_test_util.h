@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <cstdint>
 #include <cstring>
 #include <sstream>
@@ -138,6 +139,18 @@ template <typename T>
   os << bad << " of " << got.size() << " elements differ bitwise; first [" << first << "] got " << +got[first]
      << " want " << +want[first];
   return ::testing::AssertionFailure() << os.str();
+}
+
+// Host-side argument checks: f must throw Error(kInvalidArgument) whose
+// message contains `needle`.
+inline void ExpectInvalid(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "'" << needle << "' not in: " << e.what();
+  }
 }
 
 }  // namespace dtrain::gpu_test

@@ -16,19 +16,12 @@
 #include "kernels/cuda/loss_scale.h"
 #include "kernels/cuda/softmax_xent.h"
 #include "kernels/cuda/tensor_table.h"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace dtrain::cuda {
 namespace {
 
-void ExpectInvalid(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using gpu_test::ExpectInvalid;
 
 TEST(CudaKernelArgs, TensorTableChunks) {
   std::vector<DeviceTensor> tensors;

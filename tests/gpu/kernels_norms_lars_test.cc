@@ -2,11 +2,19 @@
 // and Nesterov, fp32 and fp16 gradients) against cpu::TensorNorms,
 // cpu::LarsUpdate and cpu::SgdUpdate, on an odd tensor table (sizes 0, 1, 7,
 // chunk edges, 2^20 + 3, gaps between tensors) and on ResNet-50's 161 tensors.
+// The overloads reading grad_scale (and MomentumUpdateParams::lr_dev) from
+// device memory are bit-identical to the by-value ones; their host-side checks
+// (CudaNormsLarsArgs) need no device.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/half.h"
 #include "kernels/cpu/optimizer_update.h"
 #include "kernels/cuda/batched_norms.h"
@@ -106,6 +114,15 @@ void Norms(const TensorTable& table, const float* params, const DeviceGrads& g, 
     cuda::BatchedTensorNorms(table.view(), params, g.f32.get(), grad_scale, wn, gn, stream);
 }
 
+// The same with the scale read from device memory (grad_scale_dev).
+void DevNorms(const TensorTable& table, const float* params, const DeviceGrads& g, const float* grad_scale_dev,
+              float* wn, float* gn, cudaStream_t stream) {
+  if (g.half)
+    cuda::BatchedTensorNorms(table.view(), params, AsHalf(g.f16.get()), grad_scale_dev, wn, gn, stream);
+  else
+    cuda::BatchedTensorNorms(table.view(), params, g.f32.get(), grad_scale_dev, wn, gn, stream);
+}
+
 class CudaBatchedNorms : public CudaTest {
  protected:
   void Check(const Problem& p, const Grads& g, int64_t chunk_elems) {
@@ -129,6 +146,15 @@ class CudaBatchedNorms : public CudaTest {
         EXPECT_TRUE(BitEqual(wn.Download(), first_w));
         EXPECT_TRUE(BitEqual(gn.Download(), first_g));
       }
+    }
+    {  // grad_scale from device memory: bit-identical
+      DeviceBuffer<float> scale(std::vector<float>{g.grad_scale});
+      wn.Poison();
+      gn.Poison();
+      DevNorms(table, params.get(), grads, scale.get(), wn.get(), gn.get(), stream_);
+      Sync();
+      EXPECT_TRUE(BitEqual(wn.Download(), first_w)) << "grad_scale_dev overload";
+      EXPECT_TRUE(BitEqual(gn.Download(), first_g)) << "grad_scale_dev overload";
     }
     std::vector<float> want_w(nt), want_g(nt);
     cpu::TensorNorms(p.params.data(), g.unscaled.data(), p.tensors, want_w.data(), want_g.data());
@@ -261,6 +287,164 @@ TEST_F(CudaFusedUpdate, SkipFlagChangesNothing) {
                             flag.get(), hp, stream_);
   Sync();
   EXPECT_FALSE(BitEqual(w.Download(), p.params));
+}
+
+// One update with the gradient scale by value or from device memory.
+void Update(const TensorTable& table, float* w, float* v, const DeviceGrads& g, float grad_scale,
+            const float* grad_scale_dev, const float* wn, const float* gn, uint16_t* wh, const int* skip,
+            const cuda::MomentumUpdateParams& hp, cudaStream_t stream) {
+  if (grad_scale_dev != nullptr) {
+    if (g.half)
+      cuda::FusedMomentumUpdate(table.view(), w, v, AsHalf(g.f16.get()), grad_scale_dev, wn, gn, AsHalf(wh), skip, hp,
+                                stream);
+    else
+      cuda::FusedMomentumUpdate(table.view(), w, v, g.f32.get(), grad_scale_dev, wn, gn, AsHalf(wh), skip, hp, stream);
+  } else if (g.half) {
+    cuda::FusedMomentumUpdate(table.view(), w, v, AsHalf(g.f16.get()), grad_scale, wn, gn, AsHalf(wh), skip, hp,
+                              stream);
+  } else {
+    cuda::FusedMomentumUpdate(table.view(), w, v, g.f32.get(), grad_scale, wn, gn, AsHalf(wh), skip, hp, stream);
+  }
+}
+
+TEST_F(CudaFusedUpdate, DeviceScalarsBitIdentical) {
+  // Two copies of the state: A by value, B with lr and/or grad_scale read
+  // from device memory (both at step 0, lr only at step 1, grad_scale only at
+  // step 2; the values change every step, uploaded between launches as a
+  // replayed graph would see them). Norms, masters, momentum and the fp16
+  // copy of B must equal A's bit for bit.
+  const Problem p = OddProblem();
+  TensorTable table(p.tensors);
+  const size_t n = p.params.size(), nt = p.tensors.size();
+  for (bool lars : {true, false}) {
+    for (bool half : {false, true}) {
+      for (bool nesterov : {false, true}) {
+        SCOPED_TRACE(std::string(lars ? "LARS" : "SGD") + (nesterov ? " nesterov" : "") +
+                     (half ? " fp16 grads" : " fp32 grads"));
+        const Grads g = MakeGrads(n, 45, half, &p.tensors[5]);
+        DeviceGrads grads(g);
+        const std::vector<float> mom(n, 1e-4f);
+        DeviceBuffer<float> wa(p.params), va(mom), wb(p.params), vb(mom), wna(nt), gna(nt), wnb(nt), gnb(nt);
+        DeviceBuffer<uint16_t> wha(n), whb(n);
+        DeviceBuffer<float> lr_dev(1), scale_dev(1);
+        for (int step = 0; step < 3; ++step) {
+          SCOPED_TRACE("step " + std::to_string(step));
+          const bool dev_lr = step != 2, dev_scale = step != 1;
+          cuda::MomentumUpdateParams hp;
+          hp.lars = lars;
+          hp.lr = 0.05f * float(step + 1) + 0.013f;
+          hp.weight_decay = 5e-5f;
+          hp.nesterov = nesterov;
+          lr_dev.Upload({hp.lr});
+          scale_dev.Upload({g.grad_scale});
+          cuda::MomentumUpdateParams hb = hp;
+          if (dev_lr) {
+            hb.lr_dev = lr_dev.get();
+            hb.lr = NAN;  // must not be used
+          }
+          for (auto* b : {&wna, &gna, &wnb, &gnb}) b->Poison();
+          wha.Poison();
+          whb.Poison();
+          if (lars) {
+            Norms(table, wa.get(), grads, g.grad_scale, wna.get(), gna.get(), stream_);
+            if (dev_scale)
+              DevNorms(table, wb.get(), grads, scale_dev.get(), wnb.get(), gnb.get(), stream_);
+            else
+              Norms(table, wb.get(), grads, g.grad_scale, wnb.get(), gnb.get(), stream_);
+          }
+          Update(table, wa.get(), va.get(), grads, g.grad_scale, nullptr, lars ? wna.get() : nullptr,
+                 lars ? gna.get() : nullptr, wha.get(), nullptr, hp, stream_);
+          Update(table, wb.get(), vb.get(), grads, g.grad_scale, dev_scale ? scale_dev.get() : nullptr,
+                 lars ? wnb.get() : nullptr, lars ? gnb.get() : nullptr, whb.get(), nullptr, hb, stream_);
+          Sync();
+          if (lars) {
+            ASSERT_TRUE(BitEqual(wnb.Download(), wna.Download())) << "weight norms";
+            ASSERT_TRUE(BitEqual(gnb.Download(), gna.Download())) << "grad norms";
+          }
+          ASSERT_TRUE(BitEqual(wb.Download(), wa.Download())) << "masters";
+          ASSERT_TRUE(BitEqual(vb.Download(), va.Download())) << "momentum";
+          ASSERT_TRUE(BitEqual(whb.Download(), wha.Download())) << "fp16 copy";
+        }
+        EXPECT_FALSE(BitEqual(wb.Download(), p.params));  // the update did something
+      }
+    }
+  }
+}
+
+TEST_F(CudaFusedUpdate, NonFiniteDeviceLrPropagatesUnlessSkipped) {
+  // Device scalars are not validated: a NaN lr reaches every element of every
+  // tensor (as the CPU formulas would compute); elements outside the tensors
+  // stay untouched; with the skip flag set nothing changes.
+  const Problem p = OddProblem();
+  const Grads g = MakeGrads(p.params.size(), 46, false);
+  TensorTable table(p.tensors);
+  const size_t n = p.params.size();
+  DeviceBuffer<float> w(p.params), v(std::vector<float>(n, 0.5f)), gr(g.f32), lr(std::vector<float>{NAN});
+  DeviceBuffer<float> one(std::vector<float>{1.0f});
+  DeviceBuffer<int> flag(std::vector<int>{1});
+  cuda::MomentumUpdateParams hp;
+  hp.lars = false;
+  hp.lr = 0.1f;  // ignored: lr_dev is set
+  hp.lr_dev = lr.get();
+  cuda::FusedMomentumUpdate(table.view(), w.get(), v.get(), gr.get(), one.get(), nullptr, nullptr, nullptr,
+                            flag.get(), hp, stream_);
+  Sync();
+  EXPECT_TRUE(BitEqual(w.Download(), p.params)) << "skipped step changed the masters";
+  flag.Upload({0});
+  cuda::FusedMomentumUpdate(table.view(), w.get(), v.get(), gr.get(), one.get(), nullptr, nullptr, nullptr,
+                            flag.get(), hp, stream_);
+  Sync();
+  const std::vector<float> got = w.Download();
+  std::vector<bool> inside(n, false);
+  for (const TensorSlice& t : p.tensors)
+    for (int64_t i = t.offset; i < t.offset + t.size; ++i) inside[i] = true;
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const bool ok = inside[i] ? std::isnan(got[i]) : std::memcmp(&got[i], &p.params[i], sizeof(float)) == 0;
+    if (!ok && wrong++ == 0) ADD_FAILURE() << "first wrong element [" << i << "] got " << got[i];
+  }
+  EXPECT_EQ(wrong, 0u);
+}
+
+TEST(CudaNormsLarsArgs, DeviceScalarHostChecks) {
+  // Thrown before any CUDA call (or nothing launched: empty table), so no
+  // device is needed; host addresses stand in for device ones and are never
+  // dereferenced.
+  const cuda::TensorTableView empty;
+  float f = 0;
+  __half h;
+  const float* no_scale = nullptr;
+  ExpectInvalid([&] { cuda::BatchedTensorNorms(empty, &f, &f, no_scale, &f, &f, nullptr); }, "grad_scale_dev");
+  ExpectInvalid([&] { cuda::BatchedTensorNorms(empty, &f, &h, no_scale, &f, &f, nullptr); }, "grad_scale_dev");
+  cuda::TensorTableView broken;
+  broken.num_tensors = 2;
+  broken.num_chunks = 2;  // but no device arrays
+  ExpectInvalid([&] { cuda::BatchedTensorNorms(broken, &f, &f, &f, &f, &f, nullptr); }, "tensor table");
+  cuda::BatchedTensorNorms(empty, static_cast<const float*>(nullptr), static_cast<const __half*>(nullptr), &f,
+                           nullptr, nullptr, nullptr);  // empty: launches nothing
+
+  cuda::MomentumUpdateParams p;
+  p.lr = 0.1f;
+  ExpectInvalid([&] { cuda::FusedMomentumUpdate(empty, &f, &f, &f, no_scale, &f, &f, nullptr, nullptr, p, nullptr); },
+                "grad_scale_dev");
+  ExpectInvalid([&] { cuda::FusedMomentumUpdate(empty, &f, &f, &h, no_scale, &f, &f, nullptr, nullptr, p, nullptr); },
+                "grad_scale_dev");
+  // lr from the device: p.lr is not checked (not used); the other
+  // hyperparameters still are.
+  p.lr = NAN;
+  p.lr_dev = &f;
+  cuda::FusedMomentumUpdate(empty, &f, &f, &f, &f, &f, &f, nullptr, nullptr, p, nullptr);
+  cuda::FusedMomentumUpdate(empty, &f, &f, &h, 1.0f, &f, &f, nullptr, nullptr, p, nullptr);
+  p.momentum = INFINITY;
+  ExpectInvalid([&] { cuda::FusedMomentumUpdate(empty, &f, &f, &f, &f, &f, &f, nullptr, nullptr, p, nullptr); },
+                "momentum");
+  p.momentum = 0.9f;
+  p.lr_dev = nullptr;  // by value again: checked
+  ExpectInvalid([&] { cuda::FusedMomentumUpdate(empty, &f, &f, &f, &f, &f, &f, nullptr, nullptr, p, nullptr); },
+                "lr");
+  p.lr = 0.1f;
+  ExpectInvalid([&] { cuda::FusedMomentumUpdate(broken, &f, &f, &f, &f, &f, &f, nullptr, nullptr, p, nullptr); },
+                "tensor table");
 }
 
 }  // namespace

@@ -1,15 +1,22 @@
 // GPU parity: SoftmaxCrossEntropy (+ MeanLossAndCorrect) against
 // cpu::SoftmaxCrossEntropyForward/Backward/Top1Correct in double, for fp32
 // and fp16 logits and dlogits, with and without label smoothing and a loss
-// scale, on shapes from [1, 1] to ResNet-50's [256, 1000].
+// scale, on shapes from [1, 1] to ResNet-50's [256, 1000]. The overload
+// reading the loss scale from device memory gives bit-identical loss, hits
+// and dlogits on every case; its host-side checks (CudaSoftmaxXentArgs) need
+// no device.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
+#include <functional>
 #include <random>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "common/error.h"
 #include "common/half.h"
 #include "kernels/cpu/softmax_cross_entropy.h"
 #include "kernels/cuda/softmax_xent.h"
@@ -91,6 +98,7 @@ class CudaSoftmaxXent : public CudaTest {
     for (double& d : dref) d *= c.loss_scale;
     const double coef = double(c.loss_scale) / c.n;  // |dlogits| <= coef
 
+    CheckDeviceScale<TIn, TOut>(c, d_logits, d_labels, loss, dlogits, hits);
     EXPECT_TRUE(AllClose(loss.Download(), want_loss, 1e-5, 1e-6));
     EXPECT_TRUE(AllClose(mean.Download(), std::vector<double>{want_mean}, 1e-5, 1e-6));
     EXPECT_EQ(hits.Download(), want_hits);
@@ -103,6 +111,46 @@ class CudaSoftmaxXent : public CudaTest {
       EXPECT_TRUE(AllClose(HalfToFloatVec(dlogits.Download()), dref, 1e-3, 1e-5 * coef + 6e-8));
     else
       EXPECT_TRUE(AllClose(dlogits.Download(), dref, 1e-4, 1e-6 * coef));
+  }
+
+  // The loss_scale_dev overload on the same inputs: bit-identical to the
+  // by-value results already in loss, dlogits and hits; forward only too.
+  template <typename TIn, typename TOut>
+  void CheckDeviceScale(const Case& c, const DeviceBuffer<Host<TIn>>& d_logits, const DeviceBuffer<int32_t>& d_labels,
+                        const DeviceBuffer<float>& loss, const DeviceBuffer<Host<TOut>>& dlogits,
+                        const DeviceBuffer<int32_t>& hits) {
+    SCOPED_TRACE("loss_scale_dev overload");
+    const size_t total = size_t(c.n) * c.classes;
+    DeviceBuffer<float> scale(std::vector<float>{c.loss_scale}), loss2(c.n);
+    DeviceBuffer<int32_t> hits2(c.n);
+    DeviceBuffer<Host<TOut>> dlogits2(total);
+    loss2.Poison();
+    hits2.Poison();
+    dlogits2.Poison();
+    cuda::SoftmaxCrossEntropy<TIn, TOut>(c.n, c.classes, reinterpret_cast<const TIn*>(d_logits.get()),
+                                         d_labels.get(), c.eps, static_cast<const float*>(scale.get()), loss2.get(),
+                                         reinterpret_cast<TOut*>(dlogits2.get()), hits2.get(), stream_);
+    Sync();
+    const std::vector<float> want_loss = loss.Download();
+    EXPECT_TRUE(BitEqual(loss2.Download(), want_loss));
+    EXPECT_EQ(hits2.Download(), hits.Download());
+    EXPECT_TRUE(BitEqual(dlogits2.Download(), dlogits.Download()));
+    // Forward only (dlogits null): the same loss, nothing else written.
+    loss2.Poison();
+    dlogits2.Poison();
+    cuda::SoftmaxCrossEntropy<TIn, TOut>(c.n, c.classes, reinterpret_cast<const TIn*>(d_logits.get()),
+                                         d_labels.get(), c.eps, static_cast<const float*>(scale.get()), loss2.get(),
+                                         static_cast<TOut*>(nullptr), nullptr, stream_);
+    Sync();
+    EXPECT_TRUE(BitEqual(loss2.Download(), want_loss));
+    EXPECT_TRUE(BitEqual(dlogits2.Download(), std::vector<Host<TOut>>(total, AllOnes<Host<TOut>>())));
+  }
+
+  template <typename T>
+  static T AllOnes() {  // the poison pattern (0xFF bytes) as a host value
+    T v;
+    std::memset(&v, 0xFF, sizeof(T));
+    return v;
   }
 
   template <typename TIn, typename TOut>
@@ -144,6 +192,54 @@ TEST_F(CudaSoftmaxXent, BadLabelGivesNanRowForwardOnlyWritesNoGrad) {
                                           static_cast<float*>(nullptr), nullptr, stream_);
   Sync();
   for (float v : dlogits.Download()) EXPECT_TRUE(std::isnan(v));
+}
+
+TEST_F(CudaSoftmaxXent, DeviceScaleIsReadAtRunTime) {
+  // One launch sequence, the scale changed in device memory in between (as a
+  // replayed CUDA graph would see it): each result matches the by-value call.
+  const int n = 4, classes = 9;
+  std::vector<float> z(n * classes);
+  for (size_t i = 0; i < z.size(); ++i) z[i] = 0.37f * float(i % 11) - 1.5f;
+  DeviceBuffer<float> logits(z), loss(n), d_dev(n * classes), d_val(n * classes), scale(1);
+  DeviceBuffer<int32_t> labels(std::vector<int32_t>{0, 8, 3, 5});
+  for (float s : {1.0f, 3.0f, 65536.0f, 1.0f / 3}) {
+    SCOPED_TRACE("loss_scale " + std::to_string(s));
+    scale.Upload({s});
+    d_dev.Poison();
+    d_val.Poison();
+    cuda::SoftmaxCrossEntropy<float, float>(n, classes, logits.get(), labels.get(), 0.1f,
+                                            static_cast<const float*>(scale.get()), loss.get(), d_dev.get(), nullptr,
+                                            stream_);
+    cuda::SoftmaxCrossEntropy<float, float>(n, classes, logits.get(), labels.get(), 0.1f, s, loss.get(), d_val.get(),
+                                            nullptr, stream_);
+    Sync();
+    EXPECT_TRUE(BitEqual(d_dev.Download(), d_val.Download()));
+  }
+}
+
+TEST(CudaSoftmaxXentArgs, DeviceLossScaleHostChecks) {
+  // Thrown before any CUDA call: no device needed.
+  float f = 0;
+  int32_t label = 0, hits = 0;
+  const float* no_scale = nullptr;
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<float, float>(1, 10, &f, &label, 0.1f, no_scale, &f, &f, &hits,
+                                                              nullptr); },
+                "loss_scale_dev");
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<__half, __half>(1, 10, nullptr, &label, 0.1f, no_scale, &f,
+                                                                nullptr, nullptr, nullptr); },
+                "loss_scale_dev");
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<float, __half>(0, 10, &f, &label, 0.1f, &f, &f, nullptr, nullptr,
+                                                               nullptr); },
+                "shape");
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<__half, float>(1, 10, nullptr, &label, 1.0f, &f, &f, &f, &hits,
+                                                               nullptr); },
+                "label_smoothing");
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<float, float>(1, 10, &f, &label, 0.1f, &f, nullptr, &f, &hits,
+                                                              nullptr); },
+                "loss");
+  ExpectInvalid([&] { cuda::SoftmaxCrossEntropy<float, float>(1, 10, &f, nullptr, 0.1f, &f, &f, &f, &hits,
+                                                              nullptr); },
+                "labels");
 }
 
 }  // namespace

@@ -62,6 +62,23 @@ class TrainThroughTheService(unittest.TestCase):
             self.assertEqual(keys[-1], "run_stop")
             self.assertEqual(lines[-1]["metadata"]["status"], "success")
 
+    def test_a_cuda_job_on_a_worker_without_a_gpu_fails_naming_the_host_and_why(self):
+        # Never trains elsewhere: device: cuda on a CPU worker is FAILED with the
+        # reason, and the same spec with device: auto trains on the CPU.
+        spec = SPEC.replace("workers: 2", "workers: 1").replace("epochs: 10", "epochs: 1") + "max_steps: 2\n"
+        with Cluster(workers=1, heartbeat_timeout=10.0) as c:
+            path = c.write_spec("cuda.yaml", spec)
+            r = c.cli("submit", path, "--set", "device=cuda", "--wait", timeout=300)
+            self.assertNotEqual(r.returncode, 0)
+            job = c.job(r.stdout.strip())
+            self.assertEqual(job["state"], "FAILED", job)
+            self.assertIn("device: cuda was asked for", job["reason"])
+            self.assertIn("no usable CUDA device", job["reason"])
+            self.assertIn("host ", job["reason"])
+            r = c.cli("submit", path, "--set", "device=auto", "--wait", timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("trains on the cpu engine", c.log("worker0"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -83,6 +83,14 @@ class CpuEngine final : public TrainEngine {
     std::copy(st.bn_running.begin(), st.bn_running.end(), model_->buffers());
   }
 
+  double ComputeGradients(const data::Batch& b, std::vector<float>* grads) override {
+    const model::StepResult r =
+        model_->Forward(b.images.data(), b.labels.data(), int(b.size), true, opt_.label_smoothing);
+    model_->Backward();
+    grads->assign(model_->grads(), model_->grads() + model_->num_params());
+    return r.loss;
+  }
+
   std::vector<model::LayerTime> TakeProfile() override {
     std::vector<model::LayerTime> p = model_->profile();
     model_->ResetProfile();

@@ -26,6 +26,7 @@
 #include "kernels/cuda/tensor_table.h"
 #include "worker/comm/nccl_communicator.h"
 #include "worker/engine/cuda_model.h"
+#include "worker/engine/device_memory.h"
 #include "worker/engine/overlap.h"
 
 namespace dtrain::engine {
@@ -35,55 +36,8 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-class Device {  // cudaMalloc'ed bytes
- public:
-  Device() = default;
-  explicit Device(size_t bytes) : bytes_(bytes) {
-    if (bytes_ > 0) CUDA_CHECK(cudaMalloc(&p_, bytes_));
-    if (bytes_ > 0) CUDA_CHECK(cudaMemset(p_, 0, bytes_));
-  }
-  ~Device() {
-    if (p_) cudaFree(p_);
-  }
-  Device(const Device&) = delete;
-  Device& operator=(Device&& o) noexcept {
-    std::swap(p_, o.p_);
-    std::swap(bytes_, o.bytes_);
-    return *this;
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-class Pinned {  // cudaMallocHost'ed bytes
- public:
-  Pinned() = default;
-  explicit Pinned(size_t bytes) {
-    if (bytes > 0) CUDA_CHECK(cudaMallocHost(&p_, bytes));
-  }
-  ~Pinned() {
-    if (p_) cudaFreeHost(p_);
-  }
-  Pinned(const Pinned&) = delete;
-  Pinned& operator=(Pinned&& o) noexcept {
-    std::swap(p_, o.p_);
-    return *this;
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-};
+using Device = DeviceMemory;
+using Pinned = PinnedMemory;
 
 // Waits for everything enqueued on `s`, bounded: a hung kernel or a peer
 // that never joins NCCL fails the step instead of hanging the worker.
@@ -185,9 +139,14 @@ class StagedLauncher final : public BucketLauncher {
   Pinned host_;
 };
 
-struct StepScalars {  // read back once per step
+// Every per-step scalar the kernels read lives here, in device memory (the
+// step reads no host value, so it can be captured in a CUDA graph); the host
+// reads the struct back once per step.
+struct StepScalars {
   float mean_loss;
   int32_t correct;
+  float lr;    // written before each step
+  float one;   // 1.0: the loss scale of evaluation, the grad scale of unscaled groups
   cuda::DeviceLossScale loss_scale;
 };
 
@@ -204,6 +163,7 @@ class CudaEngine final : public TrainEngine {
   int64_t Predict(const data::Batch& batch) override;
   void ExportState(EngineState* state) override;
   void ImportState(const EngineState& state) override;
+  double ComputeGradients(const data::Batch& batch, std::vector<float>* grads) override;
   std::vector<model::LayerTime> TakeProfile() override;
 
   bool resident = false;
@@ -227,16 +187,16 @@ class CudaEngine final : public TrainEngine {
   cudnnHandle_t cudnn_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   cudaEvent_t ev_input_ = nullptr, ev_start_ = nullptr, ev_bwd_ = nullptr, ev_upd0_ = nullptr, ev_upd1_ = nullptr;
-  Device master_, momentum_, w16_, g16_, g32_, bn_running_, check32_;
+  Device master_, momentum_, w16_, g16_, g32_, bn_running_;
   Device norms_;  // weight and grad norms of both groups
   Device images32_, images16_, labels_, scalars_;
-  Pinned h_images_, h_labels_, h_scalars_;
+  Pinned h_images_, h_labels_, h_scalars_, h_lr_;
   std::unique_ptr<cuda::TensorTable> table_[2];
   std::unique_ptr<CudaResnet> net_;
   BucketPlan bplan_;
   std::unique_ptr<BucketLauncher> launcher_;
   std::unique_ptr<OverlapScheduler> overlap_;
-  float scale_ = 1, inv_scale_ = 1;  // host mirror of the device loss scale
+  float scale_ = 1, inv_scale_ = 1;  // host copies of the device loss scale (reporting only)
   bool uploaded_ = false;
   int last_n_ = 0;
 };
@@ -288,7 +248,6 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
   w16_ = Device(ge0 * sizeof(__half));
   g16_ = Device(ge0 * sizeof(__half));
   g32_ = Device(ge1 * sizeof(float));
-  check32_ = Device(ge0 * sizeof(float));
   bn_running_ = Device(arch_.num_buffers * sizeof(float));
   norms_ = Device(2 * arch_.tensors.size() * sizeof(float) * 2);
   const size_t pixels = size_t(max_batch) * arch_.image_size * arch_.image_size;
@@ -299,6 +258,7 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
   h_images_ = Pinned(pixels * arch_.in_channels * sizeof(float));
   h_labels_ = Pinned(size_t(max_batch) * sizeof(int32_t));
   h_scalars_ = Pinned(sizeof(StepScalars));
+  h_lr_ = Pinned(sizeof(float));
 
   // The two groups' tensor tables (offsets inside each group's region).
   std::vector<cpu::TensorSlice> slices[2];
@@ -312,6 +272,7 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
 
   net_ = std::make_unique<CudaResnet>(arch_, plan_, o.model, max_batch, cudnn_, lt_);
   net_->set_profiling(o.profiling);
+  net_->set_autotune(o.autotune);
 
   bplan_ = PlanBuckets(bt, o.bucket_mb, {sizeof(__half), sizeof(float)});
   if (o.comm->world_size() == 1) {
@@ -392,7 +353,10 @@ StepScalars CudaEngine::ReadScalars(const char* what) {
 
 void CudaEngine::Update(double lr) {
   const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];
-  int32_t* found = &LossState()->found_inf;
+  StepScalars* d = scalars_.as<StepScalars>();
+  cuda::DeviceLossScale* ls = LossState();
+  int32_t* found = &ls->found_inf;
+  const float* inv = &ls->inv_scale;
   float* master1 = master_.as<float>() + ge0;
   float* momentum1 = momentum_.as<float>() + ge0;
   const size_t nt = arch_.tensors.size();
@@ -400,27 +364,30 @@ void CudaEngine::Update(double lr) {
   float* gn0 = wn0 + nt;
   float* wn1 = gn0 + nt;
   float* gn1 = wn1 + nt;
-  // Overflow check of the averaged, still scaled gradients (fp32 group unscaled in place).
-  cuda::UnscaleAndCheck(g16_.as<__half>(), check32_.as<float>(), int64_t(ge0), inv_scale_, found, compute_);
-  cuda::UnscaleAndCheck(g32_.as<float>(), g32_.as<float>(), int64_t(ge1), inv_scale_, found, compute_);
+  // The learning rate goes to device memory like every other step scalar.
+  *h_lr_.as<float>() = float(lr);
+  CUDA_CHECK(cudaMemcpyAsync(&d->lr, h_lr_.as<void>(), sizeof(float), cudaMemcpyHostToDevice, compute_));
+  // Overflow check of the averaged, still scaled gradients; the fp32 group is
+  // unscaled in place (the fp16 group is unscaled inside the update).
+  cuda::CheckFinite(g16_.as<__half>(), int64_t(ge0), inv, found, compute_);
+  cuda::UnscaleAndCheck(g32_.as<float>(), g32_.as<float>(), int64_t(ge1), inv, found, compute_);
   cuda::MomentumUpdateParams h;
   h.lars = opt_.optimizer.name == "lars";
-  h.lr = float(lr);
+  h.lr_dev = &d->lr;
   h.momentum = float(opt_.optimizer.momentum);
   h.weight_decay = float(opt_.optimizer.weight_decay);
   h.eta = float(opt_.optimizer.lars_eta);
   h.epsilon = float(opt_.optimizer.lars_epsilon);
   h.nesterov = opt_.optimizer.nesterov;
   if (h.lars) {
-    cuda::BatchedTensorNorms(table_[0]->view(), master_.as<float>(), g16_.as<__half>(), inv_scale_, wn0, gn0, compute_);
-    cuda::BatchedTensorNorms(table_[1]->view(), master1, g32_.as<float>(), 1.0f, wn1, gn1, compute_);
+    cuda::BatchedTensorNorms(table_[0]->view(), master_.as<float>(), g16_.as<__half>(), inv, wn0, gn0, compute_);
+    cuda::BatchedTensorNorms(table_[1]->view(), master1, g32_.as<float>(), &d->one, wn1, gn1, compute_);
   }
-  cuda::FusedMomentumUpdate(table_[0]->view(), master_.as<float>(), momentum_.as<float>(), g16_.as<__half>(),
-                            inv_scale_, h.lars ? wn0 : nullptr, h.lars ? gn0 : nullptr, w16_.as<__half>(), found, h,
-                            compute_);
-  cuda::FusedMomentumUpdate(table_[1]->view(), master1, momentum1, g32_.as<float>(), 1.0f, h.lars ? wn1 : nullptr,
-                            h.lars ? gn1 : nullptr, nullptr, found, h, compute_);
-  cuda::LossScaleUpdate(LossState(), ls_opt_, compute_);
+  cuda::FusedMomentumUpdate(table_[0]->view(), master_.as<float>(), momentum_.as<float>(), g16_.as<__half>(), inv,
+                            h.lars ? wn0 : nullptr, h.lars ? gn0 : nullptr, w16_.as<__half>(), found, h, compute_);
+  cuda::FusedMomentumUpdate(table_[1]->view(), master1, momentum1, g32_.as<float>(), &d->one,
+                            h.lars ? wn1 : nullptr, h.lars ? gn1 : nullptr, nullptr, found, h, compute_);
+  cuda::LossScaleUpdate(ls, ls_opt_, compute_);
 }
 
 StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
@@ -430,7 +397,7 @@ StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
   StepScalars* d = scalars_.as<StepScalars>();
   CUDA_CHECK(cudaEventRecord(ev_start_, compute_));
   net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), true, float(opt_.label_smoothing),
-                scale_, &d->mean_loss, &d->correct, compute_);
+                &d->loss_scale.scale, &d->mean_loss, &d->correct, compute_);
   overlap_->BeginStep();
   net_->Backward(Params(), [this](int t) { overlap_->OnTensorReady(t); }, compute_);
   CUDA_CHECK(cudaEventRecord(ev_bwd_, compute_));
@@ -464,7 +431,7 @@ int64_t CudaEngine::Predict(const data::Batch& batch) {
   resident = was;
   uploaded_ = false;
   StepScalars* d = scalars_.as<StepScalars>();
-  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, 1.0f,
+  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, &d->one,
                 &d->mean_loss, &d->correct, compute_);
   return ReadScalars("evaluation").correct;
 }
@@ -492,6 +459,7 @@ void CudaEngine::SetLossScale(double scale) {
   o.min_scale = std::min(o.min_scale, o.init_scale);
   o.max_scale = std::max(o.max_scale, o.init_scale);
   StepScalars init{};
+  init.one = 1.0f;
   init.loss_scale = cuda::MakeDeviceLossScale(o);
   CUDA_CHECK(cudaMemcpy(scalars_.as<void>(), &init, sizeof(init), cudaMemcpyHostToDevice));
   scale_ = init.loss_scale.scale;
@@ -513,6 +481,26 @@ void CudaEngine::ImportState(const EngineState& s) {
   cuda::CastFloatToHalf(master_.as<float>(), w16_.as<__half>(), int64_t(plan_.group_elems[0]), compute_);
   SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
   SetLossScale(s.loss_scale);
+}
+
+double CudaEngine::ComputeGradients(const data::Batch& batch, std::vector<float>* grads) {
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  Upload(batch);
+  StepScalars* d = scalars_.as<StepScalars>();
+  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), true, float(opt_.label_smoothing),
+                &d->loss_scale.scale, &d->mean_loss, &d->correct, compute_);
+  net_->Backward(Params(), {}, compute_);
+  const StepScalars r = ReadScalars("gradients");
+  const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];
+  std::vector<__half> h16(ge0);
+  std::vector<float> master(ge0 + ge1);
+  CUDA_CHECK(cudaMemcpy(h16.data(), g16_.as<void>(), ge0 * sizeof(__half), cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(master.data() + ge0, g32_.as<void>(), ge1 * sizeof(float), cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < ge0; ++i) master[i] = __half2float(h16[i]);
+  for (float& g : master) g *= inv_scale_;
+  grads->assign(arch_.num_params, 0.0f);
+  ToCanonicalLayout(plan_, arch_, master.data(), grads->data());
+  return r.mean_loss;
 }
 
 std::vector<model::LayerTime> CudaEngine::TakeProfile() {

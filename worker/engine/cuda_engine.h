@@ -14,7 +14,9 @@
 //
 // Input: the loader's fp32 NCHW batch is copied into a pinned buffer and
 // uploaded on a copy stream, then packed to fp16 NHWC with padded channels on
-// the device (input_pack.h). Per-step host reads: the mean loss, top-1 count
+// the device (input_pack.h). Every per-step scalar the kernels use (learning
+// rate, loss scale and its inverse) is read from device memory, so the step
+// can later be captured in a CUDA graph. Per-step host reads: the mean loss, top-1 count
 // and loss-scale state, once, at the end of the step.
 //
 // precision must be fp16; batch_norm must be true; allreduce.dtype fp16.

@@ -12,37 +12,14 @@
 #include "kernels/cuda/fc_cublaslt.h"
 #include "kernels/cuda/pool.h"
 #include "kernels/cuda/softmax_xent.h"
+#include "worker/engine/device_memory.h"
 
 namespace dtrain::engine {
 namespace {
 
 using cuda::BnActivation;
 
-// Device memory, freed on destruction (256-byte aligned by cudaMalloc).
-class DeviceMem {
- public:
-  DeviceMem() = default;
-  explicit DeviceMem(size_t bytes) : bytes_(bytes) {
-    if (bytes_ > 0) CUDA_CHECK(cudaMalloc(&p_, bytes_));
-  }
-  ~DeviceMem() {
-    if (p_) cudaFree(p_);
-  }
-  DeviceMem(DeviceMem&& o) noexcept : p_(std::exchange(o.p_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceMem& operator=(DeviceMem&& o) noexcept {
-    std::swap(p_, o.p_);
-    std::swap(bytes_, o.bytes_);
-    return *this;
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceMem = DeviceMemory;
 
 DeviceMem Halves(size_t n) { return DeviceMem(n * sizeof(__half)); }
 DeviceMem Floats(size_t n) { return DeviceMem(n * sizeof(float)); }
@@ -233,6 +210,7 @@ CudaResnet::CudaResnet(const model::ResnetArch& arch, const DevicePlan& plan, co
 CudaResnet::~CudaResnet() = default;
 
 void CudaResnet::set_profiling(bool on) { impl_->profiling = on; }
+void CudaResnet::set_autotune(bool on) { impl_->convs.set_autotune(on); }
 
 FamilyTimes CudaResnet::TakeProfile() {
   Impl& m = *impl_;
@@ -254,7 +232,7 @@ FamilyTimes CudaResnet::TakeProfile() {
 }
 
 void CudaResnet::Forward(const CudaParams& p, int n, const __half* x, const int32_t* labels, bool training,
-                         float label_smoothing, float loss_scale, float* mean_loss, int32_t* correct,
+                         float label_smoothing, const float* loss_scale, float* mean_loss, int32_t* correct,
                          cudaStream_t s) {
   Impl& m = *impl_;
   if (n <= 0 || n > max_batch_) {

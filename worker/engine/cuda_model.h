@@ -53,14 +53,17 @@ class CudaResnet {
 
   // x: NHWC fp16 [n][H][W][plan.input_c_pad]; labels: device int32 [n].
   // training: batch statistics (running ones updated), dlogits kept for
-  // Backward, scaled by loss_scale. Writes the mean loss (fp32) and the top-1
-  // count (int32) to mean_loss / correct (device).
+  // Backward, scaled by *loss_scale (device memory: no host value is baked
+  // into the step). Writes the mean loss (fp32) and the top-1 count (int32)
+  // to mean_loss / correct (device).
   void Forward(const CudaParams& p, int n, const __half* x, const int32_t* labels, bool training,
-               float label_smoothing, float loss_scale, float* mean_loss, int32_t* correct, cudaStream_t s);
+               float label_smoothing, const float* loss_scale, float* mean_loss, int32_t* correct,
+               cudaStream_t s);
   void Backward(const CudaParams& p, const std::function<void(int)>& on_ready, cudaStream_t s);
 
   int max_batch() const { return max_batch_; }
   void set_profiling(bool on);
+  void set_autotune(bool on);
   FamilyTimes TakeProfile();  // synchronises the events of the profiled steps
 
  private:

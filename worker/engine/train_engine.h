@@ -50,6 +50,7 @@ struct EngineOptions {
   // (the stall inspector's "arrived at the allreduce") and false after.
   std::function<void(bool waiting)> on_wait;
   bool profiling = false;      // per-layer (CPU) or per-family (CUDA) times
+  bool autotune = true;        // CUDA: time cuDNN's candidate plans once per shape
 };
 
 struct StepStats {
@@ -80,6 +81,10 @@ class TrainEngine {
   virtual void ExportState(EngineState* state) = 0;
   // Throws kInvalidArgument naming the part whose size does not match.
   virtual void ImportState(const EngineState& state) = 0;
+  // For parity tests: forward + backward of `batch` on this rank alone (no
+  // averaging, no update; BN running statistics move as in training).
+  // Returns the mean loss; `grads` gets the unscaled gradients, canonical.
+  virtual double ComputeGradients(const data::Batch& batch, std::vector<float>* grads) = 0;
   // Per-layer or per-family seconds since the last call (profiling on).
   virtual std::vector<model::LayerTime> TakeProfile() { return {}; }
 
