@@ -1,5 +1,7 @@
 #include "coordinator/config.h"
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -26,6 +28,18 @@ void CoordinatorConfig::Validate() const {
   if (!(stall_timeout_seconds >= 0.1 && stall_timeout_seconds <= 86400)) {
     Fail(ErrorCode::kInvalidArgument, "--stall-timeout: allowed 0.1 .. 86400 seconds");
   }
+  if (stall_timeout_seconds >= heartbeat_timeout_seconds) {
+    spdlog::warn("--stall-timeout {} s is not below --heartbeat-timeout {} s: a stopped rank fails its job "
+                 "by the heartbeat deadline before the stall inspector can name it",
+                 stall_timeout_seconds, heartbeat_timeout_seconds);
+  }
+  if (!(dead_worker_seconds > 0 && dead_worker_seconds <= 365 * 86400.0)) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf),
+                  "--dead-worker-seconds %g: allowed more than 0 and at most 31536000 (one year)",
+                  dead_worker_seconds);
+    Fail(ErrorCode::kInvalidArgument, buf);
+  }
   if (!(heartbeat_interval_seconds > 0 && heartbeat_interval_seconds < heartbeat_timeout_seconds)) {
     Fail(ErrorCode::kInvalidArgument,
          "--heartbeat-interval must be > 0 and below --heartbeat-timeout (" +
@@ -37,9 +51,10 @@ std::string CoordinatorConfig::Describe() const {
   char buf[512];
   std::snprintf(buf, sizeof(buf),
                 "listen=%s metrics=%s heartbeat_timeout=%.1fs heartbeat_interval=%.1fs "
-                "stall_timeout=%.1fs state_dir=%s log_level=%s",
+                "stall_timeout=%.1fs dead_worker=%.0fs state_dir=%s log_level=%s",
                 listen.c_str(), metrics.empty() ? "off" : metrics.c_str(),
                 heartbeat_timeout_seconds, heartbeat_interval_seconds, stall_timeout_seconds,
+                dead_worker_seconds,
                 state_dir.empty() ? "none (jobs are lost on restart)" : state_dir.c_str(),
                 log_level.c_str());
   return std::string(buf) + " tls=" + (tls_cert_file.empty() ? "off" : "on (cert " + tls_cert_file + ")") +
@@ -77,6 +92,10 @@ CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
                  "seconds after which a rank that has not reached a step the others finished is "
                  "reported as stalled")
       ->capture_default_str();
+  app.add_option("--dead-worker-seconds", c.dead_worker_seconds,
+                 "seconds after which a DEAD worker is dropped from the registry (dtrain workers) "
+                 "unless it registers again first")
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--state-dir", c.state_dir,
                  "directory of the job store (SQLite): jobs survive a coordinator restart");
@@ -90,7 +109,8 @@ CoordinatorConfig ParseCoordinatorFlags(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    std::exit(app.exit(e));
+    const int rc = app.exit(e);  // prints help (rc 0) or the error
+    std::exit(rc == 0 ? 0 : 2);  // bad flags: exit 2, as every other bad input
   }
   c.Validate();
   c.LoadSecrets();

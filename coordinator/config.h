@@ -11,10 +11,15 @@ struct CoordinatorConfig {
   std::string listen = "127.0.0.1:7070";
   double heartbeat_timeout_seconds = 10.0;
   double heartbeat_interval_seconds = 1.0;
-  double stall_timeout_seconds = 30.0;
+  // Below the heartbeat deadline, so a stopped rank is NAMED by the stall
+  // inspector before the deadline fails its job (README, "Stall inspector").
+  double stall_timeout_seconds = 5.0;
   std::string metrics;    // HOST:PORT for Prometheus (empty: none)
   std::string log_level = "info";
   std::string state_dir;  // SQLite job store (empty: jobs do not survive a restart)
+  // A DEAD worker is dropped from the registry (`dtrain workers`) after this
+  // long unless it registers again first (then it keeps its id).
+  double dead_worker_seconds = 600.0;
   std::string port_file;  // written with the bound port once listening (tests, scripts)
   // Security (README "Security"). Secrets are loaded by LoadSecrets();
   // Describe() says only where each came from, never a token.

@@ -13,6 +13,7 @@
 #include "coordinator/core.h"
 #include "coordinator/metrics.h"
 #include "coordinator/service.h"
+#include "coordinator/state_lock.h"
 #include "coordinator/store.h"
 
 namespace {
@@ -51,8 +52,10 @@ int main(int argc, char** argv) {
     opt.heartbeat_timeout_seconds = cfg.heartbeat_timeout_seconds;
     opt.heartbeat_interval_seconds = cfg.heartbeat_interval_seconds;
     opt.stall_timeout_seconds = cfg.stall_timeout_seconds;
+    std::unique_ptr<coordinator::StateDirLock> lock;
     std::unique_ptr<coordinator::JobStore> store;
     if (!cfg.state_dir.empty()) {
+      lock = std::make_unique<coordinator::StateDirLock>(cfg.state_dir);  // before anything is read
       store = std::make_unique<coordinator::JobStore>(cfg.state_dir);
       opt.store = store.get();
     }

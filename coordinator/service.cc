@@ -318,6 +318,9 @@ void RunServer(CoordinatorCore& core, const std::string& listen, const std::atom
     ssl.pem_key_cert_pairs.push_back({security.tls_key_pem, security.tls_cert_pem});
     creds = grpc::SslServerCredentials(ssl);
   }
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on the same port
+  // would start and share the traffic with the first. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(listen, creds, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
@@ -330,8 +333,8 @@ void RunServer(CoordinatorCore& core, const std::string& listen, const std::atom
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     Fail(ErrorCode::kUnavailable,
-         "cannot listen on " + listen + " (address in use, or not an address of this host?" +
-             (security.tls_cert_pem.empty() ? ")" : " or --tls-cert and --tls-key do not match?)"));
+         "cannot listen on " + listen + ": address already in use (another coordinator?), or not an address of this host" +
+             (security.tls_cert_pem.empty() ? "" : ", or --tls-cert and --tls-key do not match"));
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   on_ready(port);

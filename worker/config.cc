@@ -103,7 +103,8 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    std::exit(app.exit(e));
+    const int rc = app.exit(e);  // prints help (rc 0) or the error
+    std::exit(rc == 0 ? 0 : 2);  // bad flags: exit 2, as every other bad input
   }
   if (lr->count() > 0) c.local_rank_source = "--local-rank";
   if (c.host.empty()) c.host = LocalHostName();

@@ -89,11 +89,12 @@ TEST(TrainerCheckpoint, ResumedRunContinuesBitIdentically) {
     EXPECT_EQ(rest.losses[i], whole.losses[10 + i]) << "step " << 11 + i;
   }
   EXPECT_EQ(rest.params, whole.params) << "final weights equal the undisturbed run's";
-  // keep: 2 -> only the newest two step directories are left.
+  // keep: 2 -> only the newest two step directories are left: step 30 and
+  // the final step, 32 (always saved).
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(base + "/job")) left.push_back(e.path().filename());
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"step-000000025", "step-000000030"}));
+  EXPECT_EQ(left, (std::vector<std::string>{"step-000000030", "step-000000032"}));
 }
 
 TEST(TrainerCheckpoint, PruningKeepsThePreviouslyReportedOneAndDropsAbandonedHigherSteps) {
@@ -169,6 +170,23 @@ TEST(TrainerCheckpoint, ElasticResumeOnAnotherWorldSizeKeepsTheEpoch) {
     EXPECT_NE(std::string(e.what()).find("world size 2, this job has 1"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("elastic: true"), std::string::npos) << e.what();
   }
+}
+
+TEST(TrainerCheckpoint, TheFinalStepIsAlwaysCheckpointedAndReported) {
+  // every_steps 1 over 2 steps: both steps; every_steps 5 over 7: steps 5 and 7.
+  const std::string base = TempDir();
+  const RunResult a = Train(Spec(base, {"checkpoint.every_steps=1", "max_steps=2"}), base + "/a", "");
+  ASSERT_EQ(a.checkpoints.size(), 2u);
+  EXPECT_EQ(a.checkpoints[0].first, 1);
+  EXPECT_EQ(a.checkpoints[1].first, 2);
+  const RunResult b = Train(Spec(base, {"checkpoint.every_steps=5", "max_steps=7"}), base + "/b", "");
+  ASSERT_EQ(b.checkpoints.size(), 2u);
+  EXPECT_EQ(b.checkpoints.back().first, 7);
+  EXPECT_TRUE(fs::exists(b.checkpoints.back().second + "/model.ckpt"));
+  // It holds exactly the final weights.
+  const RunResult c = Train(Spec(base, {"checkpoint.every_steps=5", "max_steps=9"}), base + "/c",
+                            b.checkpoints.back().second);
+  EXPECT_EQ(c.out.resumed_from_step, 7);
 }
 
 }  // namespace

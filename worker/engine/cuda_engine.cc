@@ -52,6 +52,14 @@ void SyncBounded(cudaStream_t s, const Deadline& d, const char* what) {
   }
 }
 
+// A copy ordered on `s` (the compute stream is non-blocking: a plain
+// cudaMemcpy on the legacy stream would not be ordered with it), waited for.
+void CopyOn(cudaStream_t s, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const Deadline& d,
+            const char* what) {
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
+  SyncBounded(s, d, what);
+}
+
 // One rank: nothing to average.
 class NoLauncher final : public BucketLauncher {
  public:
@@ -173,6 +181,7 @@ class CudaEngine final : public TrainEngine {
     return {w16_.as<__half>(), master_.as<float>(), g16_.as<__half>(), g32_.as<float>(), bn_running_.as<float>()};
   }
   void Upload(const data::Batch& b);
+  void WarmUp();
   void Update(double lr);
   StepScalars ReadScalars(const char* what);
   void SetLossScale(double scale);
@@ -211,6 +220,9 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
                                       "(BN and bias gradients are averaged in fp32 anyway); set allreduce.dtype: fp16");
   }
   if (!o.comm) Fail(ErrorCode::kInvalidArgument, "CUDA engine: no communicator");
+  if (o.optimizer.name != "lars" && o.optimizer.name != "sgd") {
+    Fail(ErrorCode::kInvalidArgument, "optimizer.name '" + o.optimizer.name + "': allowed sgd, lars");
+  }
   std::string why;
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
@@ -303,6 +315,28 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
   st.bn_running.assign(cpu_model->buffers(), cpu_model->buffers() + cpu_model->num_buffers());
   st.loss_scale = ls_opt_.init_scale;
   ImportState(st);
+  WarmUp();
+  ImportState(st);  // the warm-up moved BN statistics: back to the seed's state
+}
+
+// One forward + backward at the max batch on a zero batch, reporting nothing:
+// every cuDNN plan is built (and autotuned, synchronising) now, not in the
+// first step while NCCL reductions are in flight.
+void CudaEngine::WarmUp() {
+  const auto t0 = Clock::now();
+  const int n = net_->max_batch();
+  CUDA_CHECK(cudaMemsetAsync(images16_.as<void>(), 0, images16_.bytes(), compute_));
+  CUDA_CHECK(cudaMemsetAsync(labels_.as<void>(), 0, labels_.bytes(), compute_));
+  StepScalars* d = scalars_.as<StepScalars>();
+  net_->Forward(Params(), n, images16_.as<__half>(), labels_.as<int32_t>(), true, 0.0f, &d->one, &d->mean_loss,
+                &d->correct, compute_);
+  net_->Backward(Params(), {}, compute_);
+  // Evaluation's inference plans (same shapes: convolutions are shared).
+  net_->Forward(Params(), n, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, &d->one, &d->mean_loss,
+                &d->correct, compute_);
+  SyncBounded(compute_, Deadline::AfterSeconds(std::max(600.0, opt_.timeout_seconds), opt_.abort), "warm-up");
+  net_->TakeProfile();
+  spdlog::info("CUDA engine: plans for batch {} built in {:.1f} s", n, Seconds(t0, Clock::now()));
 }
 
 CudaEngine::~CudaEngine() {
@@ -328,6 +362,13 @@ void CudaEngine::Upload(const data::Batch& b) {
                                           std::to_string(b.height) + "x" + std::to_string(b.width) +
                                           " images; the model takes " + std::to_string(arch_.in_channels) + "x" +
                                           std::to_string(arch_.image_size) + "x" + std::to_string(arch_.image_size));
+  }
+  const size_t pixels = size_t(b.size) * b.channels * b.height * b.width;
+  if (b.images.size() != pixels || b.labels.size() != size_t(b.size)) {
+    Fail(ErrorCode::kInvalidArgument, "CUDA engine: malformed batch: " + std::to_string(b.images.size()) +
+                                          " values and " + std::to_string(b.labels.size()) + " labels for " +
+                                          std::to_string(b.size) + " images of " + std::to_string(b.channels) +
+                                          "x" + std::to_string(b.height) + "x" + std::to_string(b.width));
   }
   last_n_ = int(b.size);
   if (resident && uploaded_) return;
@@ -444,12 +485,13 @@ void CudaEngine::ExportState(EngineState* s) {
   s->params.resize(arch_.num_params);
   s->momentum.resize(arch_.num_params);
   s->bn_running.resize(arch_.num_buffers);
-  CUDA_CHECK(cudaMemcpy(buf.data(), master_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost));
+  const Deadline dl = Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort);
+  CopyOn(compute_, buf.data(), master_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost, dl, "state export");
   ToCanonicalLayout(plan_, arch_, buf.data(), s->params.data());
-  CUDA_CHECK(cudaMemcpy(buf.data(), momentum_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost));
+  CopyOn(compute_, buf.data(), momentum_.as<void>(), me * sizeof(float), cudaMemcpyDeviceToHost, dl, "state export");
   ToCanonicalLayout(plan_, arch_, buf.data(), s->momentum.data());
-  CUDA_CHECK(cudaMemcpy(s->bn_running.data(), bn_running_.as<void>(), arch_.num_buffers * sizeof(float),
-                        cudaMemcpyDeviceToHost));
+  CopyOn(compute_, s->bn_running.data(), bn_running_.as<void>(), arch_.num_buffers * sizeof(float),
+         cudaMemcpyDeviceToHost, dl, "state export");
   s->loss_scale = scale_;
 }
 
@@ -461,7 +503,8 @@ void CudaEngine::SetLossScale(double scale) {
   StepScalars init{};
   init.one = 1.0f;
   init.loss_scale = cuda::MakeDeviceLossScale(o);
-  CUDA_CHECK(cudaMemcpy(scalars_.as<void>(), &init, sizeof(init), cudaMemcpyHostToDevice));
+  CopyOn(compute_, scalars_.as<void>(), &init, sizeof(init), cudaMemcpyHostToDevice,
+         Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "loss scale");
   scale_ = init.loss_scale.scale;
   inv_scale_ = init.loss_scale.inv_scale;
 }
@@ -472,12 +515,13 @@ void CudaEngine::ImportState(const EngineState& s) {
   SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
   const size_t me = plan_.master_elems();
   std::vector<float> buf(me);
+  const Deadline dl = Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort);
   ToDeviceLayout(plan_, arch_, s.params.data(), buf.data());
-  CUDA_CHECK(cudaMemcpy(master_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice));
+  CopyOn(compute_, master_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice, dl, "state import");
   ToDeviceLayout(plan_, arch_, s.momentum.data(), buf.data());
-  CUDA_CHECK(cudaMemcpy(momentum_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMemcpy(bn_running_.as<void>(), s.bn_running.data(), arch_.num_buffers * sizeof(float),
-                        cudaMemcpyHostToDevice));
+  CopyOn(compute_, momentum_.as<void>(), buf.data(), me * sizeof(float), cudaMemcpyHostToDevice, dl, "state import");
+  CopyOn(compute_, bn_running_.as<void>(), s.bn_running.data(), arch_.num_buffers * sizeof(float),
+         cudaMemcpyHostToDevice, dl, "state import");
   cuda::CastFloatToHalf(master_.as<float>(), w16_.as<__half>(), int64_t(plan_.group_elems[0]), compute_);
   SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
   SetLossScale(s.loss_scale);
@@ -494,10 +538,12 @@ double CudaEngine::ComputeGradients(const data::Batch& batch, std::vector<float>
   const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];
   std::vector<__half> h16(ge0);
   std::vector<float> master(ge0 + ge1);
-  CUDA_CHECK(cudaMemcpy(h16.data(), g16_.as<void>(), ge0 * sizeof(__half), cudaMemcpyDeviceToHost));
-  CUDA_CHECK(cudaMemcpy(master.data() + ge0, g32_.as<void>(), ge1 * sizeof(float), cudaMemcpyDeviceToHost));
+  const Deadline dl = Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort);
+  CopyOn(compute_, h16.data(), g16_.as<void>(), ge0 * sizeof(__half), cudaMemcpyDeviceToHost, dl, "gradients");
+  CopyOn(compute_, master.data() + ge0, g32_.as<void>(), ge1 * sizeof(float), cudaMemcpyDeviceToHost, dl, "gradients");
   for (size_t i = 0; i < ge0; ++i) master[i] = __half2float(h16[i]);
-  for (float& g : master) g *= inv_scale_;
+  const float inv = r.loss_scale.inv_scale;  // the scale these gradients carry
+  for (float& g : master) g *= inv;
   grads->assign(arch_.num_params, 0.0f);
   ToCanonicalLayout(plan_, arch_, master.data(), grads->data());
   return r.mean_loss;

@@ -254,6 +254,10 @@ void CudaResnet::Forward(const CudaParams& p, int n, const __half* x, const int3
     const float* beta = MasterOf(p, plan, bn.tensor + 1);
     float* rmean = p.bn_running + bn.running;
     float* rvar = rmean + bn.shape.c;
+    if (training) {  // a smaller batch may need more reserve than the max batch's plan
+      const size_t need = m.bns.ReserveBytes(sh, bn.act);
+      if (need > bn.reserve.bytes()) bn.reserve = DeviceMem(need);
+    }
     m.Timed(kBnFwd, s, [&] {
       if (training) {
         m.bns.ForwardTraining(sh, bn.act, in, z, gamma, beta, eps, mom, rmean, rvar, bn.save_mean.as<float>(),

@@ -246,8 +246,9 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
         out.reached_target = true;
       }
     }
-    if (!env.checkpoint_dir.empty() && !last && !out.reached_target &&
-        CheckpointDue(spec.checkpoint, step + 1, spe)) {
+    // The final weights are always saved (and reported) when checkpoints are on.
+    if (!env.checkpoint_dir.empty() &&
+        (last || out.reached_target || CheckpointDue(spec.checkpoint, step + 1, spe))) {
       const std::string dir = CheckpointStepDir(env.checkpoint_dir, step + 1);
       WriteCheckpoint(dir, spec, pos, step + 1, *eng);
       env.comm->Barrier(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));

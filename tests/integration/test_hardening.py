@@ -1,0 +1,78 @@
+"""Hardening, with real processes: a second coordinator on the same port or
+the same --state-dir refuses to start (exit 2, saying why and naming the
+holder); the daemons exit 2 on bad flags; the final step of a job with a
+checkpoint directory is always checkpointed and reported."""
+
+import os
+import subprocess
+import tempfile
+import unittest
+
+from cluster import BIN, Cluster
+
+SPEC = """
+name: it-final-checkpoint
+kind: train
+workers: 1
+seed: 5
+model: resnet20
+dataset: {name: synthetic, image_size: 12, channels: 1, classes: 4, train_size: 256, test_size: 32}
+batch_per_worker: 16
+epochs: 1
+max_steps: 2
+optimizer: {name: sgd}
+schedule: {base_lr: 0.05, warmup_epochs: 0}
+allreduce: {dtype: fp32}
+checkpoint: {dir: CKPT, every_steps: 1, keep: 5}
+"""
+
+
+def run(argv, timeout=30):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, UCX_NET_DEVICES="lo"))
+
+
+class Hardening(unittest.TestCase):
+    def test_second_coordinator_on_the_same_port_exits_2_address_in_use(self):
+        with Cluster(workers=0) as c:
+            r = run([f"{BIN}/dtrain-coordinator", "--listen", c.address])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("address already in use", r.stderr)
+            self.assertEqual(c.cli("list").returncode, 0, "the first one still serves")
+
+    def test_second_coordinator_on_the_same_state_dir_exits_2_naming_it_and_the_holder(self):
+        state = tempfile.mkdtemp(prefix="dtrain-it-state-")
+        with Cluster(workers=0, coordinator_args=["--state-dir", state]) as c:
+            r = run([f"{BIN}/dtrain-coordinator", "--listen", "127.0.0.1:0", "--state-dir", state])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(f"--state-dir {state} is in use by another coordinator", r.stderr)
+            self.assertIn(f"(pid {c.coordinator.pid}", r.stderr)
+            # The holder is untouched, and a restart after it died takes the lock.
+            self.assertEqual(c.cli("list").returncode, 0)
+            c.coordinator.kill()
+            c.coordinator.wait(10)
+            c.start_coordinator()
+            self.assertEqual(c.cli("list").returncode, 0)
+
+    def test_daemons_exit_2_on_bad_flags(self):
+        for binary, bad in (("dtrain-coordinator", "--no-such-flag"), ("dtrain-worker", "--no-such-flag"),
+                            ("dtrain-coordinator", "--heartbeat-timeout=abc")):
+            r = run([f"{BIN}/{binary}", bad])
+            self.assertEqual(r.returncode, 2, f"{binary} {bad}: {r.stderr}")
+        self.assertEqual(run([f"{BIN}/dtrain-coordinator", "--help"]).returncode, 0)
+
+    def test_the_final_step_is_checkpointed_and_reported(self):
+        with Cluster(workers=1, heartbeat_timeout=10.0) as c:
+            ckpt = os.path.join(c.dir, "ckpt")
+            r = c.cli("submit", c.write_spec("f.yaml", SPEC.replace("CKPT", ckpt)), "--wait", timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            job = c.job(r.stdout.strip())
+            self.assertEqual(job["state"], "SUCCEEDED")
+            self.assertEqual(int(job["checkpoint_step"]), 2, job)
+            self.assertTrue(os.path.exists(os.path.join(job["checkpoint_dir"], "model.ckpt")), job)
+            self.assertTrue(job["checkpoint_dir"].endswith("step-000000002"), job)
+            self.assertIn("Checkpoint", c.cli("status", job["id"], check=True).stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
