@@ -25,6 +25,28 @@ void CheckJobId(const std::string& id) {
   if (id.empty()) throw CliError(kExitUsage, "JOB must not be empty; see `dtrain list` for job ids");
 }
 
+// Offset of the first byte that is not UTF-8 text (a NUL or control byte
+// other than tab/CR/LF, or a malformed UTF-8 sequence), npos when all is text.
+size_t FirstNonText(const std::string& t) {
+  size_t i = 0;
+  while (i < t.size()) {
+    const auto c = static_cast<unsigned char>(t[i]);
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
+      ++i;
+      continue;
+    }
+    // Lead byte of a 2-, 3- or 4-byte sequence (no overlong 0xC0/0xC1, nothing past U+10FFFF).
+    const size_t n = (c >= 0xC2 && c <= 0xDF) ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c >= 0xF0 && c <= 0xF4) ? 3 : 0;
+    if (n == 0 || i + n >= t.size()) return i;  // not a lead byte, or cut off at the end
+    for (size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(t[i + k]) & 0xC0) != 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
 }  // namespace
 
 std::string ReadSpecFile(const std::string& path) {
@@ -43,6 +65,13 @@ std::string ReadSpecFile(const std::string& path) {
   }
   if (text.str().find_first_not_of(" \t\r\n") == std::string::npos) {
     throw CliError(kExitUsage, "job spec '" + path + "' is empty");
+  }
+  const size_t bad = FirstNonText(text.str());
+  if (bad != std::string::npos) {
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(text.str()[bad]));
+    throw CliError(kExitUsage, "job spec '" + path + "' is not a YAML text file: byte " + byte + " at offset " +
+                                   std::to_string(bad) + " is not UTF-8 text");
   }
   return text.str();
 }
@@ -112,16 +141,22 @@ int RunWatch(const GlobalOptions& g, const std::string& job_id) {
 int RunCancel(const GlobalOptions& g, const std::string& job_id) {
   CheckJobId(job_id);
   CoordinatorClient client(g.coordinator, g.timeout_seconds, g.connect);
+  // A job that has ended is not an error to cancel: say so and exit 0.
+  const v1::Job before = client.GetJob(job_id);
+  if (IsTerminal(before.state())) {
+    std::printf("nothing to cancel: job %s already %s\n", job_id.c_str(),
+                JobStateName(before.state()));
+    return kExitOk;
+  }
   const v1::Job job = client.CancelJob(job_id);
   const char* id = job.id().empty() ? job_id.c_str() : job.id().c_str();
   switch (job.state()) {
     case v1::CANCELLED:
       std::printf("job %s cancelled\n", id);
       break;
-    case v1::SUCCEEDED:
+    case v1::SUCCEEDED:  // it ended meanwhile
     case v1::FAILED:
-      std::printf("job %s had already finished (%s); nothing to cancel\n", id,
-                  JobStateName(job.state()));
+      std::printf("nothing to cancel: job %s already %s\n", id, JobStateName(job.state()));
       break;
     default:
       std::printf("job %s: cancel requested (now %s; `dtrain watch %s` to follow)\n", id,

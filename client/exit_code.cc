@@ -10,7 +10,7 @@ const char* ExitCodeHelp() {
          "  3  the coordinator cannot be reached\n"
          "  4  not found (unknown job id)\n"
          "  5  any other server error\n"
-         "  6  not authorized (missing or wrong token: --token-file, $DTRAIN_TOKEN)\n"
+         "  6  not authorized (missing or wrong token: --token-file, $DTRAIN_CLIENT_TOKEN)\n"
          "\n"
          "The coordinator address comes from --coordinator, else $DTRAIN_COORDINATOR,\n"
          "else 127.0.0.1:7070. TLS: --ca FILE (else $DTRAIN_CA); without it, plaintext.";

@@ -43,23 +43,25 @@ class Printer {
 
   void Update(const v1::Job& job) {
     const double now = Now();
-    const std::string state = JobStateName(job.state());
+    // A queued job's new reason is shown at once, like a new state.
+    const std::string key =
+        JobStateName(job.state()) + (job.state() == v1::QUEUED ? "|" + job.reason() : "");
     if (job.state() == v1::RUNNING && job.step() > 0) eta_.Observe(now, job.step());
     ProgressView view = ToProgressView(job);
     if (job.state() == v1::RUNNING) view.eta_seconds = eta_.SecondsLeft(job.total_steps());
     if (tty_) {
-      const bool changed = state != last_state_;
+      const bool changed = key != last_key_;
       if (!changed && !IsTerminal(job.state()) && now - last_draw_ < kRedrawSeconds) return;
       std::fprintf(out_, "\r\033[K%s %s", job_id_.c_str(),
                    RenderProgressLine(view, true, Width() - 2 - static_cast<int>(job_id_.size()))
                        .c_str());
       line_open_ = true;
       last_draw_ = now;
-    } else if (throttle_.Allow(now, state)) {
+    } else if (throttle_.Allow(now, key)) {
       std::fprintf(out_, "%s %s %s\n", WallClock().c_str(), job_id_.c_str(),
                    RenderProgressLine(view, false).c_str());
     }
-    last_state_ = state;
+    last_key_ = key;
     std::fflush(out_);
   }
 
@@ -102,7 +104,7 @@ class Printer {
   bool tty_;
   bool line_open_ = false;
   double last_draw_ = 0;
-  std::string last_state_;
+  std::string last_key_;  // state, and a queued job's reason
   EtaEstimator eta_;
   LineThrottle throttle_;
 };

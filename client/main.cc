@@ -50,7 +50,7 @@ int Run(int argc, char** argv) {
                  "the connection is plaintext")
       ->envname("DTRAIN_CA");
   app.add_option("--token-file", token_file,
-                 "file holding the client bearer token (else env DTRAIN_TOKEN)");
+                 "file holding the client bearer token (else env DTRAIN_CLIENT_TOKEN)");
 
   std::string spec_path, job_id;
   std::vector<std::string> sets;
@@ -89,7 +89,11 @@ int Run(int argc, char** argv) {
   g.coordinator = CoordinatorTarget(coordinator);
   g.timeout_seconds = timeout;
   if (!ca_file.empty()) g.connect.ca_pem = dtrain::ReadPemFile("--ca", ca_file);
-  g.connect.token = dtrain::LoadToken("--token-file", token_file, "DTRAIN_TOKEN").token;
+  // The client token has one name everywhere: DTRAIN_CLIENT_TOKEN (as the
+  // coordinator's); DTRAIN_TOKEN is still read when it is not set.
+  g.connect.token = dtrain::LoadToken("--token-file", token_file,
+                                      std::getenv("DTRAIN_CLIENT_TOKEN") ? "DTRAIN_CLIENT_TOKEN" : "DTRAIN_TOKEN")
+                        .token;
 
   if (submit->parsed()) return RunSubmit(g, spec_path, sets, wait);
   if (list->parsed()) return RunList(g, json);

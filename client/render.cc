@@ -244,6 +244,11 @@ ProgressView ToProgressView(const v1::Job& j) {
   v.eval_accuracy = j.eval_accuracy();
   v.images_per_second = j.images_per_second();
   v.message = j.message();
+  // A queued job says why it waits ("waiting for 8 workers, 2 registered, 2 idle").
+  if (j.state() == v1::QUEUED && !j.reason().empty()) {
+    v.message = j.reason();
+    if (j.attempt() > 0) v.message = "attempt " + std::to_string(j.attempt()) + ": " + v.message;
+  }
   return v;
 }
 

@@ -32,6 +32,7 @@ std::string TrainSummary(const v1::TrainResult& train);
 // Time the job has run (running: until now), or waited (queued).
 double JobElapsedSeconds(const v1::Job& job, double now);
 
+// The progress line's view; a QUEUED job's message is why it waits (`reason`).
 ProgressView ToProgressView(const v1::Job& job);
 
 // JSON of one job (the kind's result always present: `bench` for

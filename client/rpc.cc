@@ -96,8 +96,8 @@ struct CoordinatorClient::Impl {
       case grpc::StatusCode::PERMISSION_DENIED:
         message = "not authorized: the coordinator at " + address + " refused " + what + ": " +
                   message +
-                  (authorization.empty() ? " (no token given: use --token-file FILE or DTRAIN_TOKEN)"
-                                         : " (check the token in --token-file or DTRAIN_TOKEN)");
+                  (authorization.empty() ? " (no token given: use --token-file FILE or DTRAIN_CLIENT_TOKEN)"
+                                         : " (check the token in --token-file or DTRAIN_CLIENT_TOKEN)");
         break;
       case grpc::StatusCode::UNIMPLEMENTED:
         message = "the coordinator at " + address + " does not implement " + what +

@@ -16,6 +16,7 @@ enum class ErrorCode {
   kAborted,           // the job was cancelled or a peer failed
   kDataLoss,          // corrupt or truncated file
   kInternal,
+  kPermissionDenied,  // refused: a missing or wrong token
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -32,6 +32,14 @@ std::string Join(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : prefix + "." + key;
 }
 
+bool IsDecimal(const std::string& t) {
+  size_t i = (!t.empty() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
+  if (i == t.size()) return false;
+  for (; i < t.size(); ++i)
+    if (t[i] < '0' || t[i] > '9') return false;
+  return true;
+}
+
 std::string Scalar(const YAML::Node& n) {
   return n.IsScalar() ? "'" + n.Scalar() + "'" : "a " + std::string(n.IsMap() ? "map" : "list");
 }
@@ -56,8 +64,9 @@ class Reader {
     try {
       if constexpr (std::is_same_v<T, uint64_t> || std::is_same_v<T, int64_t> ||
                     std::is_same_v<T, int>) {
-        if (!v.IsScalar() || v.Scalar().find_first_of(".eE") != std::string::npos) throw 0;
-        if (std::is_same_v<T, uint64_t> && !v.Scalar().empty() && v.Scalar()[0] == '-') throw 0;
+        // Plain decimal only: yaml-cpp would also read 0x2, 0o7, 1e3 or 1_000.
+        if (!v.IsScalar() || !IsDecimal(v.Scalar())) throw 0;
+        if (std::is_same_v<T, uint64_t> && v.Scalar()[0] == '-') throw 0;
       }
       out = v.as<T>();
     } catch (...) {
@@ -83,6 +92,7 @@ class Reader {
     if (!node_ || !node_.IsMap()) return;
     std::string allowed;
     for (const auto& k : seen_) allowed += (allowed.empty() ? "" : ", ") + k;
+    std::set<std::string> keys;
     for (const auto& kv : node_) {
       if (kv.first.IsMap() || kv.first.IsSequence()) {  // e.g. "{[1]: 2}" (found by fuzzing)
         p_.Add(prefix_.empty() ? "(top level)" : prefix_,
@@ -91,6 +101,10 @@ class Reader {
         continue;
       }
       const std::string k = kv.first.as<std::string>();  // a null key reads as "null"
+      if (!keys.insert(k).second) {
+        p_.Add(Join(prefix_, k), "appears more than once (each field at most once)");
+        continue;
+      }
       if (!seen_.count(k)) p_.Add(Join(prefix_, k), "unknown field (allowed here: " + allowed + ")");
     }
   }
@@ -139,6 +153,7 @@ void ApplyOverride(YAML::Node& root, const std::string& kv) {
 
 template <class T>
 void Range(Problems& p, const char* field, T v, T lo, T hi, const char* unit = "") {
+  if (!(lo <= hi)) return;  // a bound from another field that is itself invalid (reported there)
   if (!(v >= lo && v <= hi)) {
     std::ostringstream os;
     os << v << " is out of range (allowed: " << lo << " .. " << hi << unit << ")";
@@ -158,8 +173,9 @@ void OneOf(Problems& p, const char* field, const std::string& v,
 
 }  // namespace
 
-void ValidateJobSpec(const JobSpec& s) {
-  Problems p;
+namespace {
+
+void CheckValues(const JobSpec& s, Problems& p) {
   if (s.name.empty() || s.name.size() > 64 ||
       s.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
           std::string::npos) {
@@ -170,7 +186,11 @@ void ValidateJobSpec(const JobSpec& s) {
   OneOf(p, "model", s.model,
         {"resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50", "resnet101",
          "resnet152"});
-  OneOf(p, "dataset.name", s.dataset.name, {"fashion-mnist", "synthetic", "imagenet-folder"});
+  if (s.dataset.name == "imagenet-folder") {
+    p.Add("dataset.name", "'imagenet-folder' is not supported by this dtrain yet (allowed: fashion-mnist, synthetic)");
+  } else {
+    OneOf(p, "dataset.name", s.dataset.name, {"fashion-mnist", "synthetic"});
+  }
   if (s.dataset.name != "synthetic" && s.dataset.path.empty()) {
     p.Add("dataset.path", "must name the data set's folder for '" + s.dataset.name + "'");
   }
@@ -190,7 +210,15 @@ void ValidateJobSpec(const JobSpec& s) {
   Range(p, "optimizer.lars_eta", s.optimizer.lars_eta, 1e-9, 1.0);
   Range(p, "optimizer.lars_epsilon", s.optimizer.lars_epsilon, 0.0, 1.0);
   Range(p, "schedule.base_lr", s.schedule.base_lr, 1e-9, 1000.0);
-  Range(p, "schedule.warmup_epochs", s.schedule.warmup_epochs, 0.0, double(s.epochs), " (epochs)");
+  if (s.epochs >= 1 && !(s.schedule.warmup_epochs >= 0 && s.schedule.warmup_epochs <= s.epochs)) {
+    std::ostringstream os;
+    os << s.schedule.warmup_epochs << " is out of range (allowed: 0 .. " << s.epochs << " (epochs))";
+    if (s.schedule.warmup_epochs == ScheduleSpec{}.warmup_epochs) {
+      os << "; " << ScheduleSpec{}.warmup_epochs << " is the default: set it too, e.g. --set schedule.warmup_epochs="
+         << s.epochs / 4.0;
+    }
+    p.Add("schedule.warmup_epochs", os.str());
+  }
   OneOf(p, "schedule.decay", s.schedule.decay, {"poly", "cosine", "step", "none"});
   Range(p, "schedule.poly_power", s.schedule.poly_power, 1e-3, 100.0);
   Range(p, "schedule.end_lr", s.schedule.end_lr, 0.0, s.schedule.base_lr, " (base_lr)");
@@ -234,6 +262,19 @@ void ValidateJobSpec(const JobSpec& s) {
   Range(p, "max_restarts", s.max_restarts, 0, 1000);
   Range(p, "min_workers", s.min_workers, 1, s.workers, " (workers)");
   Range(p, "elastic_wait_seconds", s.elastic_wait_seconds, 0.0, 86400.0, " s");
+  if (!(s.queue_timeout_seconds >= 0 && s.queue_timeout_seconds <= 31536000.0)) {
+    std::ostringstream os;
+    os << s.queue_timeout_seconds
+       << " is out of range (allowed: 0 for no timeout, or seconds up to 31536000, a year)";
+    p.Add("queue_timeout_seconds", os.str());
+  }
+}
+
+}  // namespace
+
+void ValidateJobSpec(const JobSpec& s) {
+  Problems p;
+  CheckValues(s, p);
   p.ThrowIfAny();
 }
 
@@ -346,9 +387,18 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
   r.Get("elastic", s.elastic, "true or false");
   r.Get("min_workers", s.min_workers, "an integer");
   r.Get("elastic_wait_seconds", s.elastic_wait_seconds, "a number");
+  r.Get("queue_timeout_seconds", s.queue_timeout_seconds, "a number");
   r.RejectUnknown();
+  // Every spec names its kind, and a training spec its model (an empty,
+  // comment-only, `---` or `{}` spec is refused, not run with the defaults).
+  if (!croot["kind"] || croot["kind"].IsNull()) {
+    p.Add("kind", "is missing: every spec names its kind (allowed: train, allreduce-bench)");
+  } else if (s.kind == "train" && (!croot["model"] || croot["model"].IsNull())) {
+    p.Add("model", "is missing: a train spec names its model (allowed: resnet20, resnet32, resnet56, resnet18, "
+                   "resnet34, resnet50, resnet101, resnet152)");
+  }
+  CheckValues(s, p);  // with the type errors above: every problem at once
   p.ThrowIfAny();
-  ValidateJobSpec(s);
   return s;
 }
 
@@ -420,6 +470,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "elastic" << YAML::Value << s.elastic;
   e << YAML::Key << "min_workers" << YAML::Value << s.min_workers;
   e << YAML::Key << "elastic_wait_seconds" << YAML::Value << s.elastic_wait_seconds;
+  e << YAML::Key << "queue_timeout_seconds" << YAML::Value << s.queue_timeout_seconds;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -106,6 +106,9 @@ struct JobSpec {
   bool elastic = false;
   int min_workers = 1;
   double elastic_wait_seconds = 10.0;
+  // A job still QUEUED this long after it (last) entered the queue FAILS with
+  // the reason it could not start (0: it waits as long as it takes).
+  double queue_timeout_seconds = 0.0;
 };
 
 // Throws Error(kInvalidArgument) naming each bad field and what is allowed.

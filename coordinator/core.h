@@ -4,6 +4,16 @@
 // here; messages to a worker go out through its WorkerChannel. One mutex guards
 // everything; no call blocks on the network while holding it.
 //
+// Queue (scheduler.cc): FIFO by arrival; a job that cannot start keeps its
+// place and says why in its `reason` ("waiting for 8 workers, 2 registered,
+// 2 idle"), logged once per change. Backfill: a later job that fits in the
+// idle workers may start ahead of a waiting job only while that job has never
+// run and fewer workers are registered than it asks for (it could not start
+// anyway); once enough are registered it holds the line, so it waits at most
+// for the jobs already running. A restarted job always holds the line. With
+// `queue_timeout_seconds`, a job still queued that long after it entered the
+// queue (submission, restart or coordinator restart) FAILS with that reason.
+//
 // Durability: with a JobStore (--state-dir) every job is written through on
 // each change of state or checkpoint (progress at most every 2 s); a new core
 // on the same store lists every job as before, and jobs that were RUNNING
@@ -16,6 +26,12 @@
 // are idle again. It restarts from its last checkpoint on N idle workers (a
 // replacement included); with `elastic`, after elastic_wait_seconds, on the
 // idle workers there are (>= min_workers).
+//
+// Worker ids: a worker that registers again with its id keeps it (the same
+// host and pid, after a broken stream or, with a store, a coordinator
+// restart); ids come from blocks reserved in the store and are never given to
+// another worker. A DEAD worker is dropped from the registry after
+// dead_worker_seconds unless it registers again first.
 #pragma once
 
 #include <atomic>
@@ -60,6 +76,9 @@ struct CoreOptions {
   // A worker told to abort a job (restart) is declared dead when it has not
   // reported the job's end after this long.
   double drain_timeout_seconds = 60.0;
+  // A DEAD worker (and, after a restart, an id not claimed back) is dropped
+  // from the registry and the store after this long.
+  double dead_worker_seconds = 600.0;
   JobStore* store = nullptr;  // not owned; null: nothing survives a restart
 };
 
@@ -101,6 +120,13 @@ class CoordinatorCore {
     SteadyTime last_seen;
     std::string draining_job;  // aborted for a restart; BUSY until it reports the end
     SteadyTime drain_deadline;
+    SteadyTime dead_since;  // when it was declared DEAD (dropped dead_worker_seconds later)
+  };
+  // An id from the store of a previous coordinator, not registered again yet.
+  struct Returning {
+    std::string host;
+    int32_t pid = 0;
+    SteadyTime forget_at;
   };
   struct Rendezvous {
     std::vector<std::string> values;
@@ -127,6 +153,7 @@ class CoordinatorCore {
     std::map<int64_t, SteadyTime> first_reached;
     int64_t max_position = 0;
     SteadyTime requeued_at;  // when it went back to the queue for a restart
+    SteadyTime queued_at;    // when it was submitted (queue_timeout_seconds)
     // What the store holds (Save writes when these change, or every 2 s).
     int saved_state = -1;
     int64_t saved_checkpoint = -1;
@@ -148,7 +175,12 @@ class CoordinatorCore {
   using Notices = std::vector<std::pair<WatchFn, v1::Job>>;
 
   // All run with mu_ held; they queue sends and notices instead of doing I/O.
+  // Schedule starts what can start (the queue rule above), updates the
+  // waiting jobs' reasons and fails those past their queue_timeout_seconds.
   void Schedule(Outbox& out, Notices& notices);
+  // How many workers `job` would start on now with `idle` idle ones (0: it cannot).
+  int StartSize(const Job& job, int idle, SteadyTime now) const;
+  std::vector<Worker*> PickIdle(int want);  // `want` idle workers, topology order
   void StartJob(Job& job, std::vector<Worker*> workers, uint32_t seq, Outbox& out);
   void FailJob(Job& job, v1::JobState state, const std::string& reason, Outbox& out);
   // A rank was lost: restart (max_restarts left) or fail the job.
@@ -161,6 +193,14 @@ class CoordinatorCore {
   void Restore();                    // from the store, at construction
   uint32_t NextSeq();
   std::string NextWorkerId();
+  // The id a registering worker keeps (its previous one, when that names
+  // the same host and pid and no live worker holds it), or a new one.
+  std::string WorkerIdFor(const v1::Register& reg, Outbox& out, Notices& notices);
+  void RecordWorker(const Worker& w);  // write-through of an issued id
+  // Drops DEAD workers and unclaimed ids of a previous coordinator after
+  // dead_worker_seconds.
+  void DropDeadWorkers(SteadyTime now);
+  void WarnSameLocalRank(const Worker& w) const;
   void FinishRank(Job& job, int rank, const v1::JobFinished& fin, Outbox& out);
   void OnPublish(Worker& w, const v1::RendezvousPublish& pub, Outbox& out);
   void OnProgress(Worker& w, const v1::Progress& p);
@@ -185,6 +225,7 @@ class CoordinatorCore {
   // Worker ids and job sequence numbers (UCX tags) never repeat, across
   // coordinator restarts too: the store keeps a reserved block's end.
   uint64_t next_worker_ = 1, worker_block_end_ = 0;
+  std::map<std::string, Returning> returning_;  // by id
   uint64_t next_seq_ = 1, seq_block_end_ = 0;
 
   std::atomic<bool> stop_{false};

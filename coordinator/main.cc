@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     opt.heartbeat_timeout_seconds = cfg.heartbeat_timeout_seconds;
     opt.heartbeat_interval_seconds = cfg.heartbeat_interval_seconds;
     opt.stall_timeout_seconds = cfg.stall_timeout_seconds;
+    opt.dead_worker_seconds = cfg.dead_worker_seconds;
     std::unique_ptr<coordinator::StateDirLock> lock;
     std::unique_ptr<coordinator::JobStore> store;
     if (!cfg.state_dir.empty()) {

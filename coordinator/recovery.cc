@@ -1,5 +1,6 @@
-// The recovery side of CoordinatorCore: write-through of jobs to the store,
-// restoring them after a coordinator restart, and restarting a job that lost
+// The recovery side of CoordinatorCore: write-through of jobs and issued
+// worker ids to the store, restoring them after a coordinator restart (a
+// worker that registers again keeps its id), and restarting a job that lost
 // a rank (from its last checkpoint, on a replacement or, elastic, on fewer
 // workers).
 #include <spdlog/spdlog.h>
@@ -73,10 +74,68 @@ std::string CoordinatorCore::NextWorkerId() {
   return buf;
 }
 
+std::string CoordinatorCore::WorkerIdFor(const v1::Register& reg, Outbox& out, Notices& notices) {
+  const std::string& want = reg.worker_id();
+  if (want.empty()) return NextWorkerId();
+  char whose[256];
+  std::string refused;
+  if (auto it = workers_.find(want); it != workers_.end()) {
+    Worker& old = it->second;
+    if (old.info.host() == reg.host() && old.info.pid() == reg.pid()) {
+      // The same process: its old stream broke (perhaps unnoticed so far).
+      const std::string old_job = old.info.job_id();
+      if (old.info.state() != v1::DEAD) DeclareDead(old, "it registered again (restarted?)", out);
+      if (auto jt = jobs_.find(old_job); jt != jobs_.end()) Touch(jt->second, notices);
+      return want;
+    }
+    std::snprintf(whose, sizeof(whose), "it belongs to the worker on host %s with pid %d (%s)",
+                  old.info.host().c_str(), old.info.pid(), v1::WorkerState_Name(old.info.state()).c_str());
+    refused = whose;
+  } else if (auto rt = returning_.find(want); rt != returning_.end()) {
+    if (rt->second.host == reg.host() && rt->second.pid == reg.pid()) {
+      returning_.erase(rt);
+      spdlog::info("worker {} (host {}, pid {}) is back after the coordinator restarted and keeps "
+                   "its id", want, reg.host(), reg.pid());
+      return want;
+    }
+    std::snprintf(whose, sizeof(whose), "the previous coordinator issued it to host %s, pid %d",
+                  rt->second.host.c_str(), rt->second.pid);
+    refused = whose;
+  } else {
+    refused = opt_.store ? "this state directory never issued it, or it was dropped after "
+                           "--dead-worker-seconds"
+                         : "this coordinator never issued it (without --state-dir, ids are not "
+                           "kept across a coordinator restart)";
+  }
+  const std::string id = NextWorkerId();
+  spdlog::warn("the worker on host {} (pid {}) asked to keep its id {}, but {}: it is worker {} now",
+               reg.host(), reg.pid(), want, refused, id);
+  return id;
+}
+
+void CoordinatorCore::RecordWorker(const Worker& w) {
+  if (!opt_.store) return;
+  try {
+    opt_.store->PutWorker({w.info.id(), w.info.host(), w.info.pid(), w.info.local_rank()});
+  } catch (const Error& e) {
+    spdlog::error("worker {}: {} (it gets a new id if the coordinator restarts)", w.info.id(),
+                  e.what());
+  }
+}
+
 void CoordinatorCore::Restore() {
   JobStore& store = *opt_.store;
   next_worker_ = std::max<uint64_t>(1, store.GetCounter("worker_block_end", 1));
   next_seq_ = std::max<uint64_t>(1, store.GetCounter("seq_block_end", 1));
+  // Workers come back on their own (with their ids) within their reconnect
+  // backoff; an id not claimed back is forgotten like a DEAD worker.
+  const SteadyTime forget_at =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(opt_.dead_worker_seconds));
+  for (JobStore::WorkerRecord& r : store.LoadWorkers()) {
+    returning_[r.id] = Returning{std::move(r.host), r.pid, forget_at};
+  }
   std::vector<std::string> resumed, queued;
   int running = 0;
   for (v1::Job& rec : store.LoadJobs()) {
@@ -122,9 +181,10 @@ void CoordinatorCore::Restore() {
   std::sort(queued.begin(), queued.end(), by_number);
   queue_.assign(resumed.begin(), resumed.end());
   queue_.insert(queue_.end(), queued.begin(), queued.end());
-  spdlog::info("state {}: restored {} jobs ({} were running and resume, {} queued); next worker id "
-               "w-{:04d}",
-               store.path(), jobs_.size(), running, queue_.size() - running, next_worker_);
+  spdlog::info("state {}: restored {} jobs ({} were running and resume, {} queued); {} worker ids "
+               "kept for their workers for {:.0f} s; next new worker id w-{:04d}",
+               store.path(), jobs_.size(), running, queue_.size() - running, returning_.size(),
+               opt_.dead_worker_seconds, next_worker_);
 }
 
 void CoordinatorCore::FailOrRestart(Job& job, const std::string& reason, Outbox& out) {

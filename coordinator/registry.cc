@@ -1,11 +1,14 @@
-// The worker side of CoordinatorCore: registration, messages from workers,
-// disconnects, the heartbeat deadline, rendezvous deadlines, and watchers.
+// The worker side of CoordinatorCore: registration (a worker keeps its id;
+// two workers claiming one local rank of a host are warned about), messages
+// from workers, disconnects, the heartbeat deadline, rendezvous deadlines,
+// dropping DEAD workers after dead_worker_seconds, and watchers.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
 #include "common/error.h"
 #include "coordinator/core.h"
+#include "coordinator/store.h"
 
 namespace dtrain::coordinator {
 namespace {
@@ -50,16 +53,7 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
   std::string id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto known = reg.worker_id().empty() ? workers_.end() : workers_.find(reg.worker_id());
-    if (known != workers_.end()) {
-      id = known->first;
-      Worker& old = known->second;
-      const std::string old_job = old.info.job_id();
-      if (old.info.state() != v1::DEAD) DeclareDead(old, "it registered again (restarted?)", out);
-      if (auto jt = jobs_.find(old_job); jt != jobs_.end()) Touch(jt->second, notices);
-    } else {
-      id = NextWorkerId();
-    }
+    id = WorkerIdFor(reg, out, notices);
     Worker& w = workers_[id];
     w = Worker{};  // nothing of a previous life (a drain marker above all) carries over
     w.info.set_id(id);
@@ -74,6 +68,8 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
     w.ucx_address = reg.ucx_address();
     w.channel = std::move(channel);
     w.last_seen = std::chrono::steady_clock::now();
+    RecordWorker(w);
+    WarnSameLocalRank(w);
     v1::CoordinatorMessage msg;
     msg.mutable_registered()->set_worker_id(id);
     msg.mutable_registered()->set_heartbeat_interval_seconds(opt_.heartbeat_interval_seconds);
@@ -165,6 +161,7 @@ void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out
   const std::string job_id = w.info.job_id();
   const int rank = w.info.rank();
   w.info.set_state(v1::DEAD);
+  w.dead_since = std::chrono::steady_clock::now();
   w.draining_job.clear();
   w.info.clear_job_id();
   w.info.set_rank(-1);
@@ -183,6 +180,7 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
   Notices notices;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    DropDeadWorkers(now);  // first: a worker declared dead below stays listed for its grace
     const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(opt_.heartbeat_timeout_seconds));
     bool changed = false;
@@ -241,6 +239,60 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
     if (changed || !queue_.empty()) Schedule(out, notices);
   }
   Deliver(out, notices);
+}
+
+void CoordinatorCore::DropDeadWorkers(SteadyTime now) {
+  const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(opt_.dead_worker_seconds));
+  std::vector<std::string> forget;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    const Worker& w = it->second;
+    if (w.info.state() != v1::DEAD || now - w.dead_since < grace) {
+      ++it;
+      continue;
+    }
+    // No job refers to it any more: losing it failed or requeued its job,
+    // and a queued job holds no worker.
+    spdlog::info("worker {} (host {}, local rank {}) dropped from the registry: DEAD for {:.0f} s "
+                 "(--dead-worker-seconds {:g})",
+                 it->first, w.info.host(), w.info.local_rank(), Seconds(now - w.dead_since),
+                 opt_.dead_worker_seconds);
+    forget.push_back(it->first);
+    it = workers_.erase(it);
+  }
+  for (auto it = returning_.begin(); it != returning_.end();) {
+    if (now < it->second.forget_at) {
+      ++it;
+      continue;
+    }
+    spdlog::info("worker id {} (host {}, pid {}) was not claimed back within {:g} s of the "
+                 "coordinator's restart: forgotten",
+                 it->first, it->second.host, it->second.pid, opt_.dead_worker_seconds);
+    forget.push_back(it->first);
+    it = returning_.erase(it);
+  }
+  if (!opt_.store) return;
+  for (const std::string& id : forget) {
+    try {
+      opt_.store->DeleteWorker(id);
+    } catch (const Error& e) {  // harmless: a restart forgets it again
+      spdlog::error("worker {}: {}", id, e.what());
+    }
+  }
+}
+
+void CoordinatorCore::WarnSameLocalRank(const Worker& w) const {
+  for (const auto& [id, o] : workers_) {
+    if (id == w.info.id() || o.info.state() == v1::DEAD || o.info.host() != w.info.host() ||
+        o.info.local_rank() != w.info.local_rank()) {
+      continue;
+    }
+    spdlog::warn("workers {} (pid {}) and {} (pid {}) on host {} both claim local rank {}: on a GPU "
+                 "host they pick the same device; give each worker of a host its own --local-rank "
+                 "(or SLURM_LOCALID / OMPI_COMM_WORLD_LOCAL_RANK)",
+                 o.info.id(), o.info.pid(), w.info.id(), w.info.pid(), w.info.host(),
+                 w.info.local_rank());
+  }
 }
 
 void CoordinatorCore::ListWorkers(v1::ListWorkersResponse* resp) const {

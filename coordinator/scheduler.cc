@@ -1,4 +1,5 @@
-// The job side of CoordinatorCore: submit, cancel, the FIFO queue, starting a
+// The job side of CoordinatorCore: submit, cancel, the FIFO queue with its
+// backfill rule, why a job waits and its queue timeout (core.h), starting a
 // job on N idle workers in topology order, and ending it.
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,31 @@ namespace {
 uint64_t DrawSeed() {
   std::random_device rd;
   return (uint64_t(rd()) << 32) ^ rd();
+}
+
+std::string Workers(int n) { return std::to_string(n) + (n == 1 ? " worker" : " workers"); }
+
+// A measured time ("3.2", "41") and a configured one, as written ("0.5", "30").
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", s < 10 ? 1 : 0, s);
+  return buf;
+}
+std::string Number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
+// Why a job that cannot start waits: "waiting for 8 workers, 2 registered, 2 idle".
+std::string WaitingFor(const JobSpec& spec, bool restarted, int registered, int idle) {
+  std::string s = "waiting for " + Workers(spec.workers) + ", " + std::to_string(registered) +
+                  " registered, " + std::to_string(idle) + " idle";
+  if (spec.elastic && restarted && spec.min_workers < spec.workers) {
+    s += " (elastic: or at least " + std::to_string(spec.min_workers) + " after " +
+         Number(spec.elastic_wait_seconds) + " s)";
+  }
+  return s;
 }
 
 }  // namespace
@@ -47,6 +73,7 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
     job.info.set_spec_yaml(JobSpecToYaml(spec));
     job.info.set_eval_accuracy(-1);
     job.info.set_submit_time(UnixNow());
+    job.queued_at = std::chrono::steady_clock::now();
     try {
       Save(job, true);  // nothing is queued that the store does not hold
     } catch (...) {
@@ -54,8 +81,8 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
       throw;
     }
     queue_.push_back(id);
-    spdlog::info("job {} '{}' ({}) queued: {} workers, seed {}", id, spec.name, spec.kind,
-                 spec.workers, *spec.seed);
+    spdlog::info("job {} '{}' ({}) queued: {}, seed {}", id, spec.name, spec.kind,
+                 Workers(spec.workers), *spec.seed);
     Schedule(out, notices);
     snapshot = job.info;
   }
@@ -89,10 +116,7 @@ v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = FindJob(job_id);
-    if (IsTerminal(job.info.state())) {
-      Fail(ErrorCode::kInvalidArgument, "job " + job_id + " already ended (" +
-                                            v1::JobState_Name(job.info.state()) + ")");
-    }
+    if (IsTerminal(job.info.state())) return job.info;  // nothing to cancel: unchanged
     if (job.info.state() == v1::QUEUED) {
       std::erase(queue_, job_id);
     }
@@ -105,54 +129,141 @@ v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
   return snapshot;
 }
 
+// The queue rule (core.h): jobs start in arrival order; a job that cannot
+// start holds the line for every job behind it, unless it has never run and
+// fewer workers are registered than it asks for: then it could not start
+// whatever the jobs behind it do, and a later job that fits in the idle
+// workers may start ("backfill"). Once enough workers are registered, it
+// holds the line again and waits at most for the jobs already running, so it
+// is never starved. A restarted job (attempt > 0) always holds the line: its
+// replacement is usually about to register.
 void CoordinatorCore::Schedule(Outbox& out, Notices& notices) {
+  if (queue_.empty()) return;
   const auto now = std::chrono::steady_clock::now();
-  while (!queue_.empty()) {
-    Job& job = jobs_.at(queue_.front());
-    // Pointers first: copying every idle worker on each registration made
-    // 2,048 registrations O(N^2) (bench/load).
-    std::vector<Worker*> idle;
-    for (auto& [id, w] : workers_) {
-      if (w.info.state() == v1::IDLE) idle.push_back(&w);
-    }
-    int want = job.spec.workers;
-    if (static_cast<int>(idle.size()) < want) {
-      // Elastic: a restarted job that waited long enough for a replacement
-      // goes on with the idle workers there are.
-      const bool shrink =
-          job.spec.elastic && job.info.attempt() > 0 &&
-          static_cast<int>(idle.size()) >= job.spec.min_workers &&
-          std::chrono::duration<double>(now - job.requeued_at).count() >= job.spec.elastic_wait_seconds;
-      if (!shrink) return;  // strict FIFO
-      want = static_cast<int>(idle.size());
-      AddEvent(job, "elastic: continuing on " + std::to_string(want) + " of " +
-                        std::to_string(job.spec.workers) + " workers (learning rate scaled by " +
-                        std::to_string(want) + "/" + std::to_string(job.spec.workers) + ")");
-    }
-    std::vector<v1::Worker> idle_info;
-    idle_info.reserve(idle.size());
-    for (Worker* w : idle) idle_info.push_back(w->info);
-    std::vector<Worker*> chosen;
-    for (size_t i : TopologyOrder(idle_info)) {
-      if (static_cast<int>(chosen.size()) == want) break;
-      chosen.push_back(idle[i]);
-    }
-    uint32_t seq;
-    try {
-      seq = NextSeq();  // may write the store: before the job leaves the queue
-    } catch (const Error& e) {
-      spdlog::error("job {} stays queued: {}", job.info.id(), e.what());
-      return;
-    }
-    queue_.pop_front();
-    StartJob(job, chosen, seq, out);
-    Touch(job, notices);
+  int registered = 0, idle = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w.info.state() == v1::DEAD) continue;
+    ++registered;
+    if (w.info.state() == v1::IDLE) ++idle;
   }
+  std::deque<std::string> kept;  // still queued, in order
+  // Their reasons, set once the idle count is final ("": the usual one).
+  std::vector<std::pair<Job*, std::string>> waiting;
+  const Job* holder = nullptr;   // the first waiting job that nothing may pass
+  std::string passed;            // waiting jobs a started job went ahead of (for the log)
+  const auto finish = [&] {      // `kept`, then whatever was not looked at
+    kept.insert(kept.end(), queue_.begin(), queue_.end());
+    queue_.swap(kept);
+  };
+  try {
+    while (!queue_.empty()) {
+      const std::string id = queue_.front();
+      queue_.pop_front();
+      Job& job = jobs_.at(id);
+      const bool restarted = job.info.attempt() > 0;
+      std::string reason;
+      bool store_failed = false;
+      if (!holder) {
+        const int want = StartSize(job, idle, now);
+        if (want > 0) {
+          uint32_t seq = 0;
+          try {
+            seq = NextSeq();  // may write the store: before the job leaves the queue
+          } catch (const Error& e) {
+            store_failed = true;
+            reason = std::string("cannot start: ") + e.what();
+          }
+          if (!store_failed) {
+            if (want < job.spec.workers) {  // elastic: waited long enough for a replacement
+              AddEvent(job, "elastic: continuing on " + std::to_string(want) + " of " +
+                                std::to_string(job.spec.workers) +
+                                " workers (learning rate scaled by " + std::to_string(want) + "/" +
+                                std::to_string(job.spec.workers) + ")");
+            }
+            if (!passed.empty()) {
+              spdlog::info("job {} ({}) starts ahead of {}: fewer workers are registered than "
+                           "they ask for",
+                           id, Workers(want), passed);
+            }
+            StartJob(job, PickIdle(want), seq, out);
+            idle -= want;
+            Touch(job, notices);
+            continue;
+          }
+        }
+      }
+      if (holder) {
+        reason = "waiting behind " + holder->info.id() + ", first in line for " +
+                 Workers(holder->spec.workers);
+      }
+      if (job.queued_at == SteadyTime{} && job.requeued_at == SteadyTime{}) job.queued_at = now;
+      const double queued_for =
+          std::chrono::duration<double>(now - std::max(job.queued_at, job.requeued_at)).count();
+      if (job.spec.queue_timeout_seconds > 0 && queued_for >= job.spec.queue_timeout_seconds) {
+        FailJob(job, v1::FAILED,
+                "queued for " + Seconds(queued_for) + " s (queue_timeout_seconds " +
+                    Number(job.spec.queue_timeout_seconds) + "): " +
+                    (reason.empty() ? WaitingFor(job.spec, restarted, registered, idle) : reason),
+                out);
+        Touch(job, notices);
+        continue;  // the jobs behind it are looked at as if it had never been queued
+      }
+      kept.push_back(id);
+      waiting.emplace_back(&job, reason);
+      if (holder) continue;
+      if (restarted || store_failed || registered >= job.spec.workers) {
+        holder = &job;  // it only waits for busy workers (or the store): nothing passes it
+      } else {
+        passed += (passed.empty() ? "" : ", ") + id;
+      }
+    }
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+  for (auto& [job, why] : waiting) {
+    if (why.empty()) why = WaitingFor(job->spec, job->info.attempt() > 0, registered, idle);
+    if (why == job->info.reason()) continue;  // logged once per change, not every tick
+    job->info.set_reason(why);
+    spdlog::log(why.rfind("cannot", 0) == 0 ? spdlog::level::err : spdlog::level::info,
+                "job {} is queued: {}", job->info.id(), why);
+    Touch(*job, notices);
+  }
+}
+
+int CoordinatorCore::StartSize(const Job& job, int idle, SteadyTime now) const {
+  if (idle >= job.spec.workers) return job.spec.workers;
+  // Elastic: a restarted job that waited long enough for a replacement goes
+  // on with the idle workers there are.
+  const bool shrink =
+      job.spec.elastic && job.info.attempt() > 0 && idle >= job.spec.min_workers &&
+      std::chrono::duration<double>(now - job.requeued_at).count() >= job.spec.elastic_wait_seconds;
+  return shrink ? idle : 0;
+}
+
+std::vector<CoordinatorCore::Worker*> CoordinatorCore::PickIdle(int want) {
+  // Pointers first: copying every idle worker on each registration made
+  // 2,048 registrations O(N^2) (bench/load).
+  std::vector<Worker*> idle;
+  for (auto& [id, w] : workers_) {
+    if (w.info.state() == v1::IDLE) idle.push_back(&w);
+  }
+  std::vector<v1::Worker> idle_info;
+  idle_info.reserve(idle.size());
+  for (Worker* w : idle) idle_info.push_back(w->info);
+  std::vector<Worker*> chosen;
+  for (size_t i : TopologyOrder(idle_info)) {
+    if (static_cast<int>(chosen.size()) == want) break;
+    chosen.push_back(idle[i]);
+  }
+  return chosen;
 }
 
 void CoordinatorCore::StartJob(Job& job, std::vector<Worker*> workers, uint32_t seq, Outbox& out) {
   const int n = static_cast<int>(workers.size());
   job.info.set_state(v1::RUNNING);
+  job.info.clear_reason();  // why it waited
   job.info.set_world_size(n);
   if (job.info.attempt() == 0) job.info.set_start_time(UnixNow());
   job.worker_ids.clear();

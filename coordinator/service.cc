@@ -27,6 +27,7 @@ grpc::Status ToStatus(const Error& e) {
     case ErrorCode::kAborted: return {grpc::StatusCode::ABORTED, e.what()};
     case ErrorCode::kDataLoss: return {grpc::StatusCode::DATA_LOSS, e.what()};
     case ErrorCode::kInternal: return {grpc::StatusCode::INTERNAL, e.what()};
+    case ErrorCode::kPermissionDenied: return {grpc::StatusCode::PERMISSION_DENIED, e.what()};
   }
   return {grpc::StatusCode::UNKNOWN, e.what()};
 }

@@ -41,12 +41,22 @@ JobStore::JobStore(const std::string& state_dir) {
     Exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     Exec("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, state INTEGER NOT NULL, "
          "record BLOB NOT NULL, updated REAL NOT NULL)");
+    // Added after schema 1 shipped; an older database just gains the table
+    // (its workers get new ids once, as before).
+    Exec("CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, host TEXT NOT NULL, "
+         "pid INTEGER NOT NULL, local_rank INTEGER NOT NULL)");
     if (sqlite3_prepare_v2(db_,
                            "INSERT OR REPLACE INTO jobs (id, state, record, updated) "
                            "VALUES (?1, ?2, ?3, julianday('now'))",
                            -1, &put_job_, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", -1,
-                           &put_counter_, nullptr) != SQLITE_OK) {
+                           &put_counter_, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db_,
+                           "INSERT OR REPLACE INTO workers (id, host, pid, local_rank) "
+                           "VALUES (?1, ?2, ?3, ?4)",
+                           -1, &put_worker_, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db_, "DELETE FROM workers WHERE id = ?1", -1, &delete_worker_,
+                           nullptr) != SQLITE_OK) {
       Throw("prepare");
     }
     const uint64_t version = GetCounter("schema_version", 0);
@@ -60,6 +70,8 @@ JobStore::JobStore(const std::string& state_dir) {
   } catch (...) {
     sqlite3_finalize(put_job_);
     sqlite3_finalize(put_counter_);
+    sqlite3_finalize(put_worker_);
+    sqlite3_finalize(delete_worker_);
     sqlite3_close(db_);
     throw;
   }
@@ -68,6 +80,8 @@ JobStore::JobStore(const std::string& state_dir) {
 JobStore::~JobStore() {
   sqlite3_finalize(put_job_);
   sqlite3_finalize(put_counter_);
+  sqlite3_finalize(put_worker_);
+  sqlite3_finalize(delete_worker_);
   sqlite3_close(db_);
 }
 
@@ -139,6 +153,43 @@ uint64_t JobStore::GetCounter(const std::string& name, uint64_t fallback) const 
   if (rc == SQLITE_ROW) return uint64_t(sqlite3_column_int64(q.s, 0));
   if (rc != SQLITE_DONE) Throw("reading counter " + name);
   return fallback;
+}
+
+void JobStore::PutWorker(const WorkerRecord& w) {
+  sqlite3_reset(put_worker_);
+  sqlite3_bind_text(put_worker_, 1, w.id.data(), int(w.id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(put_worker_, 2, w.host.data(), int(w.host.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(put_worker_, 3, w.pid);
+  sqlite3_bind_int(put_worker_, 4, w.local_rank);
+  if (sqlite3_step(put_worker_) != SQLITE_DONE) Throw("saving worker " + w.id);
+}
+
+void JobStore::DeleteWorker(const std::string& id) {
+  sqlite3_reset(delete_worker_);
+  sqlite3_bind_text(delete_worker_, 1, id.data(), int(id.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(delete_worker_) != SQLITE_DONE) Throw("dropping worker " + id);
+}
+
+std::vector<JobStore::WorkerRecord> JobStore::LoadWorkers() const {
+  Stmt q;
+  if (sqlite3_prepare_v2(db_, "SELECT id, host, pid, local_rank FROM workers ORDER BY id", -1,
+                         &q.s, nullptr) != SQLITE_OK) {
+    Throw("reading workers");
+  }
+  std::vector<WorkerRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+    WorkerRecord w;
+    const auto* id = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+    const auto* host = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 1));
+    w.id = id ? id : "";
+    w.host = host ? host : "";
+    w.pid = sqlite3_column_int(q.s, 2);
+    w.local_rank = sqlite3_column_int(q.s, 3);
+    out.push_back(std::move(w));
+  }
+  if (rc != SQLITE_DONE) Throw("reading workers");
+  return out;
 }
 
 }  // namespace dtrain::coordinator

@@ -1,8 +1,9 @@
 // JobStore: the coordinator's durable state, one SQLite database
 // (STATE_DIR/coordinator.db, WAL mode) under --state-dir. It holds every job
 // as its v1::Job record (spec, state, reason, result, restart count, last
-// checkpoint, journal) plus a few counters (next worker id, next job
-// sequence). Each Put is one transaction: once it returns, the row survives a
+// checkpoint, journal), a few counters (next worker id, next job sequence),
+// and the worker ids it issued that are still in use (id, host, pid, local
+// rank), so a worker that registers again after a restart keeps its id. Each Put is one transaction: once it returns, the row survives a
 // kill -9 of the coordinator (synchronous=NORMAL: a power loss may lose the
 // last transactions, never corrupt the file). Not thread-safe: the core calls
 // it under its own mutex. Errors throw dtrain::Error naming the database file.
@@ -34,6 +35,17 @@ class JobStore {
   void PutCounter(const std::string& name, uint64_t value);
   uint64_t GetCounter(const std::string& name, uint64_t fallback) const;
 
+  // Worker ids issued by this store and not yet dropped.
+  struct WorkerRecord {
+    std::string id;
+    std::string host;
+    int32_t pid = 0;
+    int32_t local_rank = 0;
+  };
+  void PutWorker(const WorkerRecord& w);        // insert or replace, by id
+  void DeleteWorker(const std::string& id);     // no-op when absent
+  std::vector<WorkerRecord> LoadWorkers() const;  // in id order
+
   const std::string& path() const { return path_; }
 
  private:
@@ -44,6 +56,8 @@ class JobStore {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* put_job_ = nullptr;
   sqlite3_stmt* put_counter_ = nullptr;
+  sqlite3_stmt* put_worker_ = nullptr;
+  sqlite3_stmt* delete_worker_ = nullptr;
 };
 
 }  // namespace dtrain::coordinator

@@ -90,14 +90,24 @@ struct ControlClient::Impl {
     const bool registered = answered && first.has_registered();
     std::thread heartbeat;
     if (registered) {
+      std::string previous;
       {
         std::lock_guard<std::mutex> l(mu);
+        previous = worker_id;
         worker_id = first.registered().worker_id();
         heartbeat_interval = std::max(0.05, first.registered().heartbeat_interval_seconds());
         stream = s.get();
         connected = true;
       }
-      spdlog::info("registered with {} as worker {}", cfg.coordinator, worker_id);
+      if (previous.empty() || previous == first.registered().worker_id()) {
+        spdlog::info("registered with {} as worker {}{}", cfg.coordinator,
+                     first.registered().worker_id(), previous.empty() ? "" : " (kept its id)");
+      } else {
+        spdlog::warn("registered with {} as worker {}: it did not keep this worker's id {} (its "
+                     "log says why: e.g. it restarted without its --state-dir, or dropped this "
+                     "worker after --dead-worker-seconds)",
+                     cfg.coordinator, first.registered().worker_id(), previous);
+      }
       heartbeat = std::thread([this] {
         std::unique_lock<std::mutex> l(mu);
         while (connected) {
@@ -162,6 +172,8 @@ void ControlClient::Run() {
   }
   double backoff = 0.1;
   int failures = 0;
+  int refusals = 0;  // consecutive refusals of this worker's token
+  constexpr int kMaxRefusals = 5;
   while (!m.stop) {
     auto channel = grpc::CreateCustomChannel(m.cfg.coordinator, creds, args);
     m.last_refusal = grpc::Status::OK;
@@ -171,15 +183,24 @@ void ControlClient::Run() {
     bool ok = false;
     if (channel->WaitForConnected(connect_deadline)) ok = m.Session(channel);
     if (m.stop) break;
+    const auto code = m.last_refusal.error_code();
+    const bool refused = !ok && (code == grpc::StatusCode::UNAUTHENTICATED ||
+                                 code == grpc::StatusCode::PERMISSION_DENIED);
+    refusals = refused ? refusals + 1 : 0;
+    if (refusals >= kMaxRefusals) {  // a wrong token does not fix itself: stop, do not retry forever
+      Fail(ErrorCode::kPermissionDenied,
+           "the coordinator at " + m.cfg.coordinator + " refused this worker " + std::to_string(refusals) +
+               " times in a row: " + m.last_refusal.error_message() +
+               "; give its join token with --join-token-file or DTRAIN_JOIN_TOKEN");
+    }
     if (ok) {
       backoff = 0.1;
       failures = 0;
-    } else if (++failures == 1 || failures % 10 == 0) {
-      const auto code = m.last_refusal.error_code();
-      if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED) {
-        spdlog::error("the coordinator at {} refused this worker (attempt {}): {}; give its join "
-                      "token with --join-token-file or DTRAIN_JOIN_TOKEN (retrying)",
-                      m.cfg.coordinator, failures, m.last_refusal.error_message());
+    } else if (++failures == 1 || failures % 10 == 0 || refused) {
+      if (refused) {
+        spdlog::error("the coordinator at {} refused this worker (attempt {} of {}): {}; give its join "
+                      "token with --join-token-file or DTRAIN_JOIN_TOKEN",
+                      m.cfg.coordinator, refusals, kMaxRefusals, m.last_refusal.error_message());
       } else {
         spdlog::warn("cannot reach the coordinator at {} (attempt {}{}); retrying with backoff up to "
                      "{:.1f} s{}",

@@ -1,8 +1,10 @@
 // ControlClient: the worker's one long-lived bidirectional stream to the
 // coordinator. It registers, heartbeats, relays assignments and abort
 // commands to handlers, answers rendezvous calls, and reconnects with
-// exponential backoff (keeping its worker id) when the stream breaks. gRPC
-// stays inside control_client.cc.
+// exponential backoff when the stream breaks, sending its worker id so the
+// coordinator (restarted too, with its --state-dir) lets it keep that id; it
+// takes whatever id the coordinator answers. gRPC stays inside
+// control_client.cc.
 #pragma once
 
 #include <atomic>
@@ -32,7 +34,8 @@ class ControlClient {
   ~ControlClient();
 
   // Connects, registers and serves the stream until Shutdown(); reconnects
-  // with backoff in between.
+  // with backoff in between. Throws Error(kPermissionDenied) when the
+  // coordinator refuses this worker's token 5 times in a row.
   void Run();
   void Shutdown();
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/net.h"
 #include "worker/comm/ucx_worker.h"
 #include "worker/config.h"
 #include "worker/control_client.h"
@@ -42,6 +44,12 @@ int main(int argc, char** argv) {
       std::perror("dtrain-worker: re-exec with OPENBLAS_NUM_THREADS failed; continuing");
     }
     InitLogging("worker-" + std::to_string(cfg.local_rank), cfg.log_level);
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    if (int64_t(cfg.blas_threads) * cfg.local_workers > cores) {
+      spdlog::warn("this host's {} cores are oversubscribed: {} local workers x {} BLAS threads; give "
+                   "--local-workers (the workers on this host) and leave --blas-threads at 0 (cores / workers)",
+                   cores, cfg.local_workers, cfg.blas_threads);
+    }
     spdlog::info("dtrain-worker starting: {}", cfg.Describe());
     std::vector<DeviceInfo> devices = DetectDevices(cfg.device, cfg.local_rank);
     for (const auto& d : devices) {
@@ -60,7 +68,11 @@ int main(int argc, char** argv) {
     std::string metrics_address;
     if (!cfg.metrics.empty()) {
       exposer = std::make_unique<MetricsServer>("--metrics", cfg.metrics, metrics);
-      metrics_address = cfg.host + ":" + std::to_string(exposer->port());
+      // Advertise the address as bound: a specific address (loopback
+      // included) as it is, a wildcard as this host's name.
+      const std::string bound = ParseHostPort("--metrics", cfg.metrics).host;
+      const bool wildcard = bound.empty() || bound == "0.0.0.0" || bound == "::" || bound == "[::]";
+      metrics_address = (wildcard ? cfg.host : bound) + ":" + std::to_string(exposer->port());
       spdlog::info("serving Prometheus metrics at {} (/metrics)", metrics_address);
     }
     v1::Register reg;
@@ -95,10 +107,17 @@ int main(int argc, char** argv) {
       runner->AbortAndJoin("worker stopping");
       control.Shutdown();
     });
-    control.Run();
+    int rc = 0;
+    try {
+      control.Run();
+    } catch (const Error& e) {
+      spdlog::error("{}", e.what());
+      std::fprintf(stderr, "dtrain-worker: %s\n", e.what());
+      rc = e.code() == ErrorCode::kPermissionDenied ? 6 : 1;  // 6: not authorized, as the CLI
+    }
     g_stop = true;
     watcher.join();
-    return 0;
+    return rc;
   } catch (const Error& e) {
     std::fprintf(stderr, "dtrain-worker: %s\n", e.what());
     return 2;

@@ -299,7 +299,7 @@ class Auth(unittest.TestCase):
             # allreduce-bench job end to end over TLS.
             spec = c.write_spec("bench.yaml", "name: tls-bench\nkind: allreduce-bench\nworkers: 1\n"
                                 "bench: {min_bytes: 1024, max_bytes: 65536, iterations: 3}\n")
-            r = run("submit", spec, "--wait", env={"DTRAIN_CA": self.ca, "DTRAIN_TOKEN": CLIENT_TOKEN})
+            r = run("submit", spec, "--wait", env={"DTRAIN_CA": self.ca, "DTRAIN_CLIENT_TOKEN": CLIENT_TOKEN})
             self.assertEqual(r.returncode, 0, r.stderr)
             job_id = r.stdout.strip()
             self.assertRegex(job_id, r"^job-\d+$")

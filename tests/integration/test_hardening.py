@@ -1,6 +1,7 @@
 """Hardening, with real processes: a second coordinator on the same port or
 the same --state-dir refuses to start (exit 2, saying why and naming the
-holder); the daemons exit 2 on bad flags; the final step of a job with a
+holder); the daemons exit 2 on bad flags; a worker whose join token is refused
+stops with exit 6 instead of retrying forever; the final step of a job with a
 checkpoint directory is always checkpointed and reported."""
 
 import os
@@ -60,6 +61,32 @@ class Hardening(unittest.TestCase):
             r = run([f"{BIN}/{binary}", bad])
             self.assertEqual(r.returncode, 2, f"{binary} {bad}: {r.stderr}")
         self.assertEqual(run([f"{BIN}/dtrain-coordinator", "--help"]).returncode, 0)
+
+    def test_a_worker_whose_join_token_is_refused_stops_with_exit_6(self):
+        d = tempfile.mkdtemp(prefix="dtrain-it-token-")
+        good, bad = os.path.join(d, "join.token"), os.path.join(d, "wrong.token")
+        for path, token in ((good, "join-secret-0123456789"), (bad, "not-the-join-token")):
+            with open(path, "w") as f:
+                f.write(token + "\n")
+            os.chmod(path, 0o600)
+        with Cluster(workers=0, coordinator_args=["--join-token-file", good]) as c:
+            r = run([f"{BIN}/dtrain-worker", "--coordinator", c.address, "--join-token-file", bad,
+                     "--reconnect-max-seconds", "0.5"], timeout=60)
+            self.assertEqual(r.returncode, 6, r.stderr[-2000:])
+            self.assertIn("refused this worker 5 times in a row", r.stderr)
+            self.assertEqual(c.json("workers"), [])
+
+    def test_a_binary_spec_file_exits_2_naming_the_file_and_offset(self):
+        d = tempfile.mkdtemp(prefix="dtrain-it-spec-")
+        for name, data, offset in (("nul.yaml", b"kind: train\nmodel: resnet20\x00\n", 27),
+                                   ("latin1.yaml", b"name: caf\xe9\nkind: train\n", 9)):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            r = run([f"{BIN}/dtrain", "--coordinator", "127.0.0.1:1", "submit", path])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(f"job spec '{path}' is not a YAML text file", r.stderr)
+            self.assertIn(f"at offset {offset}", r.stderr)
 
     def test_the_final_step_is_checkpointed_and_reported(self):
         with Cluster(workers=1, heartbeat_timeout=10.0) as c:

@@ -52,7 +52,7 @@ TEST(JobSpec, DesignExampleParsesWithItsValues) {
 }
 
 TEST(JobSpec, OmittedSeedStaysUnsetSoTheCoordinatorDrawsOne) {
-  JobSpec s = ParseJobSpec("kind: train\n");
+  JobSpec s = ParseJobSpec("kind: train\nmodel: resnet20\n");
   EXPECT_FALSE(s.seed.has_value());
 }
 
@@ -68,7 +68,7 @@ TEST(JobSpec, ResolvedYamlRoundTrips) {
 }
 
 TEST(JobSpec, SetOverridesApplyInOrderAndCreateMaps) {
-  JobSpec s = ParseJobSpec("kind: train\n", {"workers=3", "workers=4", "bench.min_bytes=4096"});
+  JobSpec s = ParseJobSpec("kind: train\nmodel: resnet20\n", {"workers=3", "workers=4", "bench.min_bytes=4096"});
   EXPECT_EQ(s.workers, 4);
   EXPECT_EQ(s.bench.min_bytes, 4096);
 }
@@ -148,12 +148,49 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bench.max_bytes=100", "bench.max_bytes", "bench.min_bytes"},
         BadCase{"bench.iterations=0", "bench.iterations", "1 .."},
         BadCase{"bench.warmup=-1", "bench.warmup", "0 .."},
-        BadCase{"learning_rate=0.1", "learning_rate", "unknown field"}));
+        BadCase{"learning_rate=0.1", "learning_rate", "unknown field"},
+        BadCase{"workers=0x2", "workers", "an integer"}, BadCase{"workers=1_0", "workers", "an integer"},
+        BadCase{"dataset.name=imagenet-folder", "dataset.name", "not supported by this dtrain yet"}));
 
 TEST(JobSpec, AllBadFieldsAreReportedAtOnce) {
   const std::string msg = ErrorOf(kGood, {"workers=0", "precision=int4"});
   EXPECT_NE(msg.find("`workers`"), std::string::npos) << msg;
   EXPECT_NE(msg.find("`precision`"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, TypeRangeAndNameErrorsComeTogether) {
+  const std::string msg = ErrorOf(kGood, {"workers=abc", "epochs=0", "model=vgg"});
+  EXPECT_NE(msg.find("`workers`: 'abc' is not an integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`epochs`"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`model`"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, ASpecWithoutKindOrModelIsRefusedNotRunWithDefaults) {
+  for (const char* text : {"# only a comment\n", "---\n", "{}\n", "name: x\n"}) {
+    const std::string msg = ErrorOf(text);
+    EXPECT_NE(msg.find("`kind`: is missing"), std::string::npos) << text << ": " << msg;
+  }
+  EXPECT_NE(ErrorOf("kind: train\n").find("`model`: is missing"), std::string::npos);
+  EXPECT_NO_THROW(ParseJobSpec("kind: allreduce-bench\n"));  // no model needed
+}
+
+TEST(JobSpec, DuplicateKeysAreAnErrorNotFirstWins) {
+  const std::string msg = ErrorOf("kind: train\nmodel: resnet20\nworkers: 2\nworkers: 3\n"
+                                  "optimizer: {name: sgd, name: lars}\n");
+  EXPECT_NE(msg.find("`workers`: appears more than once"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`optimizer.name`: appears more than once"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, RangesNeverNameAnEmptyInterval) {
+  const std::string msg = ErrorOf(kGood, {"workers=-1", "min_workers=2"});
+  EXPECT_NE(msg.find("`workers`"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find(".. -1"), std::string::npos) << msg;
+}
+
+TEST(JobSpec, ShortRunsSayTheWarmupDefaultAndHowToChangeIt) {
+  const std::string msg = ErrorOf("kind: train\nmodel: resnet20\n", {"epochs=1"});
+  EXPECT_NE(msg.find("2 is the default"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--set schedule.warmup_epochs="), std::string::npos) << msg;
 }
 
 TEST(JobSpec, SyntaxErrorsNameTheLine) {

@@ -1,9 +1,15 @@
 // The coordinator core: ranks in topology order, FIFO start on N idle
 // workers, a rejected spec creates nothing, the heartbeat deadline fails the
 // job naming the lost rank and host, rendezvous answers all ranks at once.
-// (The real gRPC path is covered by tests/integration.)
+// The queue: a waiting job says why (`reason`), a smaller job backfills only
+// while the one ahead has fewer workers registered than it asks for (never a
+// job that only waits for busy workers, nor a restarted one), and
+// queue_timeout_seconds fails a job with that reason. Cancelling an ended job
+// changes nothing. (The real gRPC path is covered by tests/integration.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <mutex>
 #include <thread>
 
 #include "common/error.h"
@@ -46,7 +52,24 @@ struct Fixture {
     m.mutable_heartbeat();
     core.OnWorkerMessage(ids[i], m);
   }
+  void Finish(size_t i, const std::string& job) {
+    v1::WorkerMessage m;
+    m.mutable_finished()->set_job_id(job);
+    m.mutable_finished()->set_ok(true);
+    core.OnWorkerMessage(ids[i], m);
+  }
+  // The worker (index into ids) that runs rank `rank` of `job`.
+  size_t RankWorker(const std::string& job, int rank) {
+    const std::string id = core.GetJob(job).ranks(rank).worker_id();
+    return size_t(std::find(ids.begin(), ids.end(), id) - ids.begin());
+  }
+  v1::JobState State(const std::string& job) { return core.GetJob(job).state(); }
+  std::string Reason(const std::string& job) { return core.GetJob(job).reason(); }
 };
+
+std::string Bench(int workers) {
+  return "kind: allreduce-bench\nworkers: " + std::to_string(workers) + "\n";
+}
 
 const char* kBench = "kind: allreduce-bench\nworkers: 2\nname: b\n";
 
@@ -81,12 +104,151 @@ TEST(CoordinatorCore, JobWaitsForEnoughIdleWorkersThenRanksFollowTopology) {
 
 TEST(CoordinatorCore, FifoQueueStartsJobsInSubmissionOrder) {
   Fixture f;
-  v1::Job first = f.core.Submit(kBench, {});
-  v1::Job second = f.core.Submit("kind: allreduce-bench\nworkers: 1\n", {});
-  f.Add("h", 0);  // one idle worker: the 1-worker job must not jump the queue
-  EXPECT_EQ(f.core.GetJob(second.id()).state(), v1::QUEUED);
+  f.Add("h", 0);
   f.Add("h", 1);
-  EXPECT_EQ(f.core.GetJob(first.id()).state(), v1::RUNNING);
+  const std::string a = f.core.Submit(Bench(1), {}).id();
+  const std::string first = f.core.Submit(Bench(2), {}).id();  // waits for a's worker
+  const std::string second = f.core.Submit(Bench(1), {}).id();
+  // One idle worker, but the 2-worker job has enough registered workers: the
+  // 1-worker job must not jump the queue.
+  EXPECT_EQ(f.State(first), v1::QUEUED);
+  EXPECT_EQ(f.State(second), v1::QUEUED);
+  EXPECT_EQ(f.Reason(first), "waiting for 2 workers, 2 registered, 1 idle");
+  EXPECT_EQ(f.Reason(second), "waiting behind " + first + ", first in line for 2 workers");
+  f.Finish(f.RankWorker(a, 0), a);
+  EXPECT_EQ(f.State(first), v1::RUNNING);
+  EXPECT_EQ(f.Reason(first), "") << "a started job has no reason to wait any more";
+  EXPECT_EQ(f.State(second), v1::QUEUED);
+  EXPECT_EQ(f.Reason(second), "waiting for 1 worker, 2 registered, 0 idle");
+}
+
+TEST(CoordinatorCore, OversizedJobSaysWhyAndASmallerJobBehindItRuns) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  const v1::Job big = f.core.Submit(Bench(8), {});
+  EXPECT_EQ(big.state(), v1::QUEUED);
+  EXPECT_EQ(big.reason(), "waiting for 8 workers, 2 registered, 2 idle") << "Submit's answer says why";
+  const std::string small = f.core.Submit(Bench(1), {}).id();
+  EXPECT_EQ(f.State(small), v1::RUNNING) << "the 8-worker job cannot start anyway: backfill";
+  EXPECT_EQ(f.Reason(big.id()), "waiting for 8 workers, 2 registered, 1 idle");
+  const std::string two = f.core.Submit(Bench(2), {}).id();  // does not fit in 1 idle worker
+  EXPECT_EQ(f.State(two), v1::QUEUED);
+  EXPECT_EQ(f.Reason(two), "waiting for 2 workers, 2 registered, 1 idle");
+  const std::string after = f.core.Submit(Bench(1), {}).id();
+  EXPECT_EQ(f.State(after), v1::QUEUED) << "the 2-worker job has its workers registered: it holds the line";
+  EXPECT_EQ(f.Reason(after), "waiting behind " + two + ", first in line for 2 workers");
+  f.Finish(f.RankWorker(small, 0), small);
+  EXPECT_EQ(f.State(two), v1::RUNNING);
+  EXPECT_EQ(f.State(big.id()), v1::QUEUED);
+  EXPECT_EQ(f.Reason(big.id()), "waiting for 8 workers, 2 registered, 0 idle");
+}
+
+TEST(CoordinatorCore, BigJobIsNotStarvedOnceEnoughWorkersAreRegistered) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  const std::string big = f.core.Submit(Bench(3), {}).id();
+  const std::string small = f.core.Submit(Bench(1), {}).id();
+  ASSERT_EQ(f.State(small), v1::RUNNING);  // backfilled: 2 registered < 3
+  f.Add("h", 2);  // now 3 registered: the big job only waits for the small one
+  EXPECT_EQ(f.State(big), v1::QUEUED);
+  EXPECT_EQ(f.Reason(big), "waiting for 3 workers, 3 registered, 2 idle");
+  const std::string late = f.core.Submit(Bench(1), {}).id();
+  EXPECT_EQ(f.State(late), v1::QUEUED) << "no more backfill: 2 idle workers stay free for the big job";
+  EXPECT_EQ(f.Reason(late), "waiting behind " + big + ", first in line for 3 workers");
+  f.Finish(f.RankWorker(small, 0), small);
+  EXPECT_EQ(f.State(big), v1::RUNNING);
+  EXPECT_EQ(f.State(late), v1::QUEUED);
+}
+
+TEST(CoordinatorCore, RestartedJobHoldsTheLineWhileItWaitsForAReplacement) {
+  Fixture f;
+  f.Add("a", 0);
+  f.Add("b", 0);
+  const std::string job = f.core.Submit("kind: train\nmodel: resnet20\nworkers: 2\nmax_restarts: 1\n", {}).id();
+  ASSERT_EQ(f.State(job), v1::RUNNING);
+  const size_t survivor = f.RankWorker(job, 0) == 0 ? 0 : 1;
+  f.core.OnWorkerDisconnected(f.ids[1 - survivor], f.ch[1 - survivor].get(), "killed");
+  ASSERT_EQ(f.State(job), v1::QUEUED);
+  v1::WorkerMessage fin;  // the survivor has stopped: 1 registered, 1 idle
+  fin.mutable_finished()->set_job_id(job);
+  fin.mutable_finished()->set_aborted(true);
+  f.core.OnWorkerMessage(f.ids[survivor], fin);
+  EXPECT_EQ(f.Reason(job), "waiting for 2 workers, 1 registered, 1 idle");
+  const std::string small = f.core.Submit(Bench(1), {}).id();
+  EXPECT_EQ(f.State(small), v1::QUEUED) << "a restarted job's replacement is about to register";
+  f.Add("c", 0);
+  EXPECT_EQ(f.State(job), v1::RUNNING);
+  EXPECT_EQ(f.State(small), v1::QUEUED);
+}
+
+TEST(CoordinatorCore, QueueTimeoutFailsTheJobWithTheReasonAndUnblocksTheQueue) {
+  Fixture f;
+  f.Add("h", 0);
+  f.Add("h", 1);
+  const std::string a = f.core.Submit(Bench(1), {}).id();
+  const std::string b = f.core.Submit(Bench(2), {"queue_timeout_seconds=0.2"}).id();
+  const std::string c = f.core.Submit(Bench(1), {}).id();
+  const std::string d = f.core.Submit(Bench(8), {"queue_timeout_seconds=0.2"}).id();
+  EXPECT_EQ(f.State(b), v1::QUEUED);
+  EXPECT_EQ(f.State(c), v1::QUEUED) << "behind b, which has its workers registered";
+  f.core.CheckDeadlines(std::chrono::steady_clock::now());  // the tick: not yet
+  EXPECT_EQ(f.State(b), v1::QUEUED);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The health thread's tick may get there first; either way, after this one:
+  f.core.CheckDeadlines(std::chrono::steady_clock::now());
+  const v1::Job failed = f.core.GetJob(b);
+  ASSERT_EQ(failed.state(), v1::FAILED);
+  EXPECT_EQ(failed.reason().rfind("queued for 0.", 0), 0u) << failed.reason();
+  EXPECT_NE(failed.reason().find(" s (queue_timeout_seconds 0.2): waiting for 2 workers, 2 "
+                                 "registered, 1 idle"),
+            std::string::npos)
+      << failed.reason();
+  EXPECT_GT(failed.end_time(), 0);
+  EXPECT_EQ(f.State(c), v1::RUNNING) << "the job behind the timed-out one starts";
+  const v1::Job big = f.core.GetJob(d);
+  ASSERT_EQ(big.state(), v1::FAILED);
+  EXPECT_NE(big.reason().find("waiting for 8 workers, 2 registered"), std::string::npos) << big.reason();
+  EXPECT_EQ(f.State(a), v1::RUNNING) << "a running job has no queue timeout";
+}
+
+TEST(CoordinatorCore, QueueTimeoutIsValidatedAndKeptInTheResolvedSpec) {
+  Fixture f;
+  try {
+    f.core.Submit(Bench(1), {"queue_timeout_seconds=-1"});
+    FAIL() << "a negative queue_timeout_seconds was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("`queue_timeout_seconds`"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("0 for no timeout"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.core.Submit(Bench(1), {"queue_timeout_seconds=soon"}), Error);
+  EXPECT_TRUE(f.core.ListJobs().empty());
+  const v1::Job job = f.core.Submit(Bench(1), {"queue_timeout_seconds=90"});
+  EXPECT_NE(job.spec_yaml().find("queue_timeout_seconds: 90"), std::string::npos) << job.spec_yaml();
+  EXPECT_DOUBLE_EQ(ParseJobSpec(job.spec_yaml()).queue_timeout_seconds, 90.0);
+  EXPECT_DOUBLE_EQ(ParseJobSpec(Bench(1)).queue_timeout_seconds, 0.0) << "default: no timeout";
+}
+
+TEST(CoordinatorCore, WaitingReasonReachesWatchersOncePerChange) {
+  Fixture f;
+  f.Add("h", 0);
+  const std::string big = f.core.Submit(Bench(3), {}).id();
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto token = f.core.Watch(big, [&](const v1::Job& j) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.push_back(v1::JobState_Name(j.state()) + " " + j.reason());
+  });
+  for (int i = 0; i < 5; ++i) f.core.CheckDeadlines(std::chrono::steady_clock::now());
+  f.Add("h", 1);
+  for (int i = 0; i < 5; ++i) f.core.CheckDeadlines(std::chrono::steady_clock::now());
+  f.Add("h", 2);
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(seen, (std::vector<std::string>{"QUEUED waiting for 3 workers, 1 registered, 1 idle",
+                                            "QUEUED waiting for 3 workers, 2 registered, 2 idle",
+                                            "RUNNING "}));
 }
 
 TEST(CoordinatorCore, RendezvousAnswersAllRanksOnceAllPublished) {
@@ -243,8 +405,19 @@ TEST(CoordinatorCore, StallInspectorNamesTheRankThatDidNotReachTheCollective) {
 TEST(CoordinatorCore, CancelQueuedAndUnknownJobs) {
   Fixture f;
   v1::Job job = f.core.Submit(kBench, {});
-  EXPECT_EQ(f.core.Cancel(job.id()).state(), v1::CANCELLED);
-  EXPECT_THROW(f.core.Cancel(job.id()), Error);
+  const v1::Job cancelled = f.core.Cancel(job.id());
+  EXPECT_EQ(cancelled.state(), v1::CANCELLED);
+  EXPECT_EQ(cancelled.reason(), "cancelled by the user");
+  // Cancelling an ended job changes nothing and is no error (the CLI says so).
+  const v1::Job again = f.core.Cancel(job.id());
+  EXPECT_EQ(again.state(), v1::CANCELLED);
+  EXPECT_EQ(again.end_time(), cancelled.end_time());
+  f.Add("h", 0);
+  const std::string done = f.core.Submit(Bench(1), {}).id();
+  f.Finish(0, done);
+  ASSERT_EQ(f.State(done), v1::SUCCEEDED);
+  EXPECT_EQ(f.core.Cancel(done).state(), v1::SUCCEEDED);
+  EXPECT_EQ(f.State(done), v1::SUCCEEDED);
   try {
     f.core.GetJob("job-999999");
     FAIL();

@@ -2,13 +2,22 @@
 // dir): jobs survive a new core on the same store, a running job resumes from
 // its last checkpoint, a lost rank restarts the job on a replacement worker
 // (survivors drain first), restarts run out into FAILED, elastic jobs go on
-// with fewer workers, worker ids never repeat across restarts, and a damaged
-// database is refused naming the file. (Real processes: tests/integration.)
+// with fewer workers, a worker that registers again keeps its id (across a
+// coordinator restart too) while ids never go to another worker, DEAD workers
+// are dropped after dead_worker_seconds, two workers claiming one local rank
+// of a host are warned about, and a damaged database is refused naming the
+// file. (Real processes: tests/integration, test_recovery and test_worker_ids.)
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "common/error.h"
 #include "coordinator/core.h"
@@ -60,7 +69,7 @@ struct Cluster {
 };
 
 const char* kTrain =
-    "name: t\nkind: train\nworkers: 2\nseed: 7\nmax_restarts: 1\n"
+    "name: t\nkind: train\nmodel: resnet20\nworkers: 2\nseed: 7\nmax_restarts: 1\n"
     "checkpoint: {dir: /tmp/ck, every_steps: 10}\n";
 
 TEST(JobStore, JobsAndCountersSurviveReopening) {
@@ -126,7 +135,7 @@ TEST(CoordinatorRecovery, NewCoreOnTheSameStoreListsEveryJobAndResumesTheRunning
   // Workers reconnect: the resumed job runs first (ahead of the queued one), from step 20.
   c.Add("a");
   c.Add("b");
-  EXPECT_NE(c.ids[0], "w-0001") << "worker ids do not repeat across coordinator restarts";
+  EXPECT_NE(c.ids[0], "w-0001") << "a NEW worker never gets an id issued before the restart";
   EXPECT_EQ(c.core->GetJob(running).state(), v1::RUNNING);
   EXPECT_EQ(c.core->GetJob(queued).state(), v1::QUEUED);
   auto a = c.ch[0]->Assignments();
@@ -218,6 +227,200 @@ TEST(CoordinatorRecovery, JobWithoutRestartsFailsAsBefore) {
   EXPECT_EQ(j.state(), v1::FAILED);
   EXPECT_NE(j.reason().find("lost rank 1"), std::string::npos);
   EXPECT_EQ(j.reason().find("restarts"), std::string::npos) << j.reason();
+}
+
+// ---- worker ids and the registry ----
+
+v1::Register Reg(const std::string& host, int pid, const std::string& id = "", int local_rank = 0) {
+  v1::Register reg;
+  reg.set_host(host);
+  reg.set_pid(pid);
+  reg.set_worker_id(id);
+  reg.set_local_rank(local_rank);
+  return reg;
+}
+
+std::map<std::string, v1::WorkerState> States(const CoordinatorCore& core) {
+  std::map<std::string, v1::WorkerState> out;
+  for (const v1::Worker& w : core.ListWorkers()) out[w.id()] = w.state();
+  return out;
+}
+
+// Sends spdlog's default logger into a string for the test's lifetime.
+struct LogCapture {
+  std::ostringstream text;
+  std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
+  LogCapture() {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+  }
+  ~LogCapture() { spdlog::set_default_logger(saved); }
+};
+
+constexpr auto kMinute = std::chrono::seconds(60);
+
+TEST(WorkerIds, KeptAcrossACoordinatorRestartAndNeverGivenToAnotherWorker) {
+  const std::string dir = TempDir();
+  std::string a, b;
+  {
+    JobStore store(dir);
+    Cluster c(&store);
+    a = c.core->RegisterWorker(Reg("node1", 101, "", 0), std::make_shared<Channel>());
+    b = c.core->RegisterWorker(Reg("node1", 102, "", 1), std::make_shared<Channel>());
+    ASSERT_NE(a, b);
+  }  // kill -9: the workers' streams break; they reconnect with their ids
+  JobStore store(dir);
+  Cluster c(&store);
+  EXPECT_TRUE(c.core->ListWorkers().empty()) << "nobody is listed before it registers";
+  auto ch_b = std::make_shared<Channel>();
+  EXPECT_EQ(c.core->RegisterWorker(Reg("node1", 102, b, 1), ch_b), b);
+  EXPECT_EQ(ch_b->sent.at(0).registered().worker_id(), b) << "the worker is told its id";
+  // Another process asking for a's id (a different pid, or host) does not get it...
+  const std::string thief = c.core->RegisterWorker(Reg("node1", 999, a, 2), std::make_shared<Channel>());
+  const std::string other = c.core->RegisterWorker(Reg("node2", 101, a, 0), std::make_shared<Channel>());
+  EXPECT_NE(thief, a);
+  EXPECT_NE(other, a);
+  // ...and a is still kept for its own worker.
+  EXPECT_EQ(c.core->RegisterWorker(Reg("node1", 101, a, 0), std::make_shared<Channel>()), a);
+  // An id this store never issued is not taken either; new ids never repeat old ones.
+  const std::string stranger =
+      c.core->RegisterWorker(Reg("node3", 5, "w-9999", 0), std::make_shared<Channel>());
+  EXPECT_NE(stranger, "w-9999");
+  const std::set<std::string> ids{a, b, thief, other, stranger};
+  EXPECT_EQ(ids.size(), 5u);
+  for (const auto& [id, state] : States(*c.core)) EXPECT_EQ(state, v1::IDLE) << id;
+  // A second restart: all five come back under their ids (the store has them all).
+  c.core.reset();
+  Cluster again(&store);
+  EXPECT_EQ(again.core->RegisterWorker(Reg("node1", 999, thief, 2), std::make_shared<Channel>()), thief);
+  EXPECT_EQ(again.core->RegisterWorker(Reg("node1", 101, a, 0), std::make_shared<Channel>()), a);
+}
+
+TEST(WorkerIds, TheResumedJobRunsOnTheWorkersUnderTheirOldIds) {
+  const std::string dir = TempDir();
+  std::string job, a, b;
+  {
+    JobStore store(dir);
+    Cluster c(&store);
+    a = c.core->RegisterWorker(Reg("a", 1), std::make_shared<Channel>());
+    b = c.core->RegisterWorker(Reg("b", 2), std::make_shared<Channel>());
+    job = c.core->Submit(kTrain, {}).id();
+    ASSERT_EQ(c.core->GetJob(job).state(), v1::RUNNING);
+  }
+  JobStore store(dir);
+  Cluster c(&store);
+  EXPECT_EQ(c.core->RegisterWorker(Reg("a", 1, a), std::make_shared<Channel>()), a);
+  EXPECT_EQ(c.core->RegisterWorker(Reg("b", 2, b), std::make_shared<Channel>()), b);
+  const v1::Job j = c.core->GetJob(job);
+  ASSERT_EQ(j.state(), v1::RUNNING);
+  EXPECT_EQ(j.attempt(), 1);
+  EXPECT_EQ(j.restarts(), 0);
+  std::string events;
+  for (const auto& e : j.events()) events += e + "\n";
+  EXPECT_NE(events.find("the coordinator restarted while the job ran; resuming from the start (no "
+                        "checkpoint yet)"),
+            std::string::npos)
+      << events;
+  std::set<std::string> ranks;
+  for (const auto& r : j.ranks()) ranks.insert(r.worker_id());
+  EXPECT_EQ(ranks, (std::set<std::string>{a, b}));
+}
+
+TEST(WorkerIds, ALiveIdIsTakenOverOnlyByTheSameProcess) {
+  Cluster c(nullptr);
+  auto old_ch = std::make_shared<Channel>();
+  const std::string a = c.core->RegisterWorker(Reg("a", 7), old_ch);
+  // Another process claims it while it is alive: a new id; the live one is untouched.
+  const std::string other = c.core->RegisterWorker(Reg("a", 8, a, 1), std::make_shared<Channel>());
+  EXPECT_NE(other, a);
+  EXPECT_TRUE(old_ch->closed.empty()) << old_ch->closed;
+  EXPECT_EQ(States(*c.core).at(a), v1::IDLE);
+  // The same process (its old stream broke unnoticed): it takes its id back.
+  auto new_ch = std::make_shared<Channel>();
+  EXPECT_EQ(c.core->RegisterWorker(Reg("a", 7, a), new_ch), a);
+  EXPECT_FALSE(old_ch->closed.empty()) << "the stale stream is closed";
+  EXPECT_EQ(States(*c.core).at(a), v1::IDLE);
+  EXPECT_EQ(c.core->ListWorkers().size(), 2u);
+}
+
+TEST(WorkerIds, DeadWorkerIsDroppedAfterTheGraceUnlessItRegistersAgain) {
+  CoreOptions o{3600.0, 1.0};  // no heartbeat deadline inside this test
+  o.dead_worker_seconds = 600;
+  const std::string dir = TempDir();
+  JobStore store(dir);
+  o.store = &store;
+  std::string gone, back, live;
+  auto gone_ch = std::make_shared<Channel>(), back_ch = std::make_shared<Channel>();
+  {
+    CoordinatorCore core(o);
+    gone = core.RegisterWorker(Reg("h", 1, "", 0), gone_ch);
+    back = core.RegisterWorker(Reg("h", 2, "", 1), back_ch);
+    live = core.RegisterWorker(Reg("h", 3, "", 2), std::make_shared<Channel>());
+    core.OnWorkerDisconnected(gone, gone_ch.get(), "killed");
+    core.OnWorkerDisconnected(back, back_ch.get(), "partitioned");
+    EXPECT_EQ(States(core).at(gone), v1::DEAD);
+    EXPECT_EQ(States(core).at(back), v1::DEAD);
+    const auto t0 = std::chrono::steady_clock::now();
+    core.CheckDeadlines(t0 + 9 * kMinute);
+    EXPECT_EQ(States(core).size(), 3u) << "DEAD workers stay listed during the grace";
+    EXPECT_EQ(core.RegisterWorker(Reg("h", 2, back, 1), std::make_shared<Channel>()), back);
+    core.CheckDeadlines(t0 + 11 * kMinute);
+    const auto states = States(core);
+    EXPECT_EQ(states.count(gone), 0u) << "dropped after 600 s DEAD";
+    EXPECT_EQ(states.at(back), v1::IDLE) << "it came back in time and keeps its id";
+    EXPECT_EQ(states.at(live), v1::IDLE);
+    // Too late: a dropped worker that comes back gets a new id.
+    const std::string late = core.RegisterWorker(Reg("h", 1, gone, 0), std::make_shared<Channel>());
+    EXPECT_NE(late, gone);
+    EXPECT_EQ(States(core).at(late), v1::IDLE);
+  }
+  // The store forgot it too: after a restart its id is not given back either.
+  CoordinatorCore core(o);
+  EXPECT_NE(core.RegisterWorker(Reg("h", 1, gone, 0), std::make_shared<Channel>()), gone);
+  EXPECT_EQ(core.RegisterWorker(Reg("h", 2, back, 1), std::make_shared<Channel>()), back);
+}
+
+TEST(WorkerIds, IdsNotClaimedBackAfterARestartAreForgottenAfterTheGrace) {
+  CoreOptions o{3600.0, 1.0};
+  o.dead_worker_seconds = 600;
+  JobStore store(TempDir());
+  o.store = &store;
+  std::string a, b;
+  {
+    CoordinatorCore core(o);
+    a = core.RegisterWorker(Reg("h", 1, "", 0), std::make_shared<Channel>());
+    b = core.RegisterWorker(Reg("h", 2, "", 1), std::make_shared<Channel>());
+  }
+  {
+    CoordinatorCore core(o);
+    EXPECT_EQ(core.RegisterWorker(Reg("h", 2, b, 1), std::make_shared<Channel>()), b);
+    core.CheckDeadlines(std::chrono::steady_clock::now() + 11 * kMinute);
+    EXPECT_NE(core.RegisterWorker(Reg("h", 1, a, 0), std::make_shared<Channel>()), a)
+        << "a did not come back within the grace";
+  }
+  CoordinatorCore core(o);
+  EXPECT_NE(core.RegisterWorker(Reg("h", 1, a, 0), std::make_shared<Channel>()), a);
+  EXPECT_EQ(core.RegisterWorker(Reg("h", 2, b, 1), std::make_shared<Channel>()), b);
+}
+
+TEST(WorkerIds, TwoWorkersClaimingOneLocalRankOfAHostAreWarnedAbout) {
+  Cluster c(nullptr);
+  LogCapture log;
+  const std::string a = c.core->RegisterWorker(Reg("node4", 10, "", 1), std::make_shared<Channel>());
+  const std::string other_host =
+      c.core->RegisterWorker(Reg("node5", 11, "", 1), std::make_shared<Channel>());
+  const std::string other_rank =
+      c.core->RegisterWorker(Reg("node4", 12, "", 0), std::make_shared<Channel>());
+  EXPECT_EQ(log.text.str().find("both claim local rank"), std::string::npos) << log.text.str();
+  // The same worker re-registering is not a clash.
+  c.core->RegisterWorker(Reg("node4", 10, a, 1), std::make_shared<Channel>());
+  EXPECT_EQ(log.text.str().find("both claim local rank"), std::string::npos) << log.text.str();
+  const std::string b = c.core->RegisterWorker(Reg("node4", 13, "", 1), std::make_shared<Channel>());
+  const std::string text = log.text.str();
+  EXPECT_NE(text.find("workers " + a + " (pid 10) and " + b + " (pid 13) on host node4 both claim "
+                      "local rank 1"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace
