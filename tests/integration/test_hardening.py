@@ -1,15 +1,18 @@
 """Hardening, with real processes: a second coordinator on the same port or
 the same --state-dir refuses to start (exit 2, saying why and naming the
 holder); the daemons exit 2 on bad flags; a worker whose join token is refused
-stops with exit 6 instead of retrying forever; the final step of a job with a
+stops with exit 6 instead of retrying forever; with default flags a stopped
+rank is named by the stall inspector before the heartbeat deadline fails its
+job; the final step of a job with a
 checkpoint directory is always checkpointed and reported."""
 
 import os
+import signal
 import subprocess
 import tempfile
 import unittest
 
-from cluster import BIN, Cluster
+from cluster import BIN, Cluster, wait_for
 
 SPEC = """
 name: it-final-checkpoint
@@ -87,6 +90,28 @@ class Hardening(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(f"job spec '{path}' is not a YAML text file", r.stderr)
             self.assertIn(f"at offset {offset}", r.stderr)
+
+    def test_with_default_flags_a_stopped_rank_is_named_before_the_deadline_fails_it(self):
+        # Defaults: stall inspector 5 s, heartbeat deadline 10 s (README, "Stall inspector").
+        spec = (SPEC.replace("workers: 1", "workers: 2").replace("max_steps: 2", "max_steps: 5000")
+                .replace("epochs: 1", "epochs: 1000")
+                .replace("checkpoint: {dir: CKPT, every_steps: 1, keep: 5}\n", ""))
+        with Cluster(workers=2, heartbeat_timeout=10.0) as c:
+            job_id = c.cli("submit", c.write_spec("s.yaml", spec), check=True).stdout.strip()
+            job = c.wait_step(job_id, 3, 120)
+            victim = next(r for r in job["ranks"] if r["rank"] == 1)
+            pid = next(w["pid"] for w in c.json("workers") if w["id"] == victim["worker_id"])
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                j = wait_for(lambda: (lambda j: j if j.get("stalled") or j["state"] != "RUNNING" else None)(
+                    c.job(job_id)), 30, "the stall report or the job's end")
+                self.assertEqual(j["state"], "RUNNING", "the stall inspector must name the rank first: " +
+                                 j.get("reason", ""))
+                self.assertEqual([s["rank"] for s in j["stalled"]], [1])
+                done = c.wait_state(job_id, ("FAILED",), 60)
+                self.assertIn("rank 1", done["reason"])
+            finally:
+                os.kill(pid, signal.SIGCONT)
 
     def test_the_final_step_is_checkpointed_and_reported(self):
         with Cluster(workers=1, heartbeat_timeout=10.0) as c:
