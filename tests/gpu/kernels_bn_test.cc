@@ -28,6 +28,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "kernels/cpu/batch_norm.h"
+#include "kernels/cpu/layout.h"
 #include "kernels/cpu/relu.h"
 #include "kernels/cpu/residual_add.h"
 #include "kernels/cuda/batch_norm_cudnn.h"
@@ -70,21 +71,19 @@ std::string Name(const BatchNormShape& s, BnActivation act) {
 float RoundHalf(float v) { return HalfToFloat(FloatToHalf(v)); }
 size_t Count(const BatchNormShape& s) { return size_t(s.n) * s.c * s.hw; }
 
+// NCHW float <-> NHWC fp16 (kernels/cpu/layout.h; hw as h, w = 1).
 std::vector<uint16_t> ToNhwcHalf(const std::vector<float>& nchw, const BatchNormShape& s) {
-  std::vector<uint16_t> out(nchw.size());
-  for (int n = 0; n < s.n; ++n)
-    for (int c = 0; c < s.c; ++c)
-      for (int p = 0; p < s.hw; ++p)
-        out[(size_t(n) * s.hw + p) * s.c + c] = FloatToHalf(nchw[(size_t(n) * s.c + c) * s.hw + p]);
+  std::vector<uint16_t> half(nchw.size()), out(nchw.size());
+  for (size_t i = 0; i < nchw.size(); ++i) half[i] = FloatToHalf(nchw[i]);
+  cpu::NchwToNhwc(half.data(), s.n, s.c, s.hw, 1, s.c, out.data());
   return out;
 }
 
 std::vector<float> FromNhwcHalf(const std::vector<uint16_t>& nhwc, const BatchNormShape& s) {
-  std::vector<float> out(nhwc.size());
-  for (int n = 0; n < s.n; ++n)
-    for (int c = 0; c < s.c; ++c)
-      for (int p = 0; p < s.hw; ++p)
-        out[(size_t(n) * s.c + c) * s.hw + p] = HalfToFloat(nhwc[(size_t(n) * s.hw + p) * s.c + c]);
+  std::vector<uint16_t> nchw(nhwc.size());
+  cpu::NhwcToNchw(nhwc.data(), s.n, s.c, s.hw, 1, s.c, nchw.data());
+  std::vector<float> out(nchw.size());
+  for (size_t i = 0; i < nchw.size(); ++i) out[i] = HalfToFloat(nchw[i]);
   return out;
 }
 

@@ -26,6 +26,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/layout.h"
 #include "kernels/cuda/conv_cudnn.h"
 #include "kernels/cuda/cudnn_check.h"
 #include "kernels/cuda/dnn_versions.h"
@@ -58,14 +59,10 @@ HalfData RandomHalf(size_t n, uint32_t seed) {
   return d;
 }
 
-// [a][b][c][d] (NHWC, KRSC) -> [a][d][b][c] (NCHW, KCRS).
+// [a][b][c][d] (NHWC, KRSC) -> [a][d][b][c] (NCHW, KCRS): kernels/cpu/layout.h.
 std::vector<float> LastToFirst(const std::vector<float>& v, int a, int b, int c, int d) {
   std::vector<float> out(v.size());
-  for (int i = 0; i < a; ++i)
-    for (int j = 0; j < b; ++j)
-      for (int k = 0; k < c; ++k)
-        for (int l = 0; l < d; ++l)
-          out[((size_t(i) * d + l) * b + j) * c + k] = v[((size_t(i) * b + j) * c + k) * d + l];
+  cpu::NhwcToNchw(v.data(), a, d, b, c, d, out.data());
   return out;
 }
 

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "kernels/cpu/layout.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/cuda/pool.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -54,28 +55,20 @@ std::vector<uint16_t> RandomHalf(size_t n, uint32_t seed, Fill fill) {
   return v;
 }
 
-// NHWC (planes of hw cells) <-> NCHW, float on the CPU side.
+// NHWC fp16 (planes of hw cells) <-> NCHW float (kernels/cpu/layout.h; hw as h, w = 1).
 std::vector<float> NhwcToNchw(const std::vector<uint16_t>& x, int n, int c, int hw) {
+  std::vector<uint16_t> nchw(x.size());
+  cpu::NhwcToNchw(x.data(), n, c, hw, 1, c, nchw.data());
   std::vector<float> out(x.size());
-  for (int b = 0; b < n; ++b)
-    for (int p = 0; p < hw; ++p)
-      for (int ch = 0; ch < c; ++ch)
-        out[(size_t(b) * c + ch) * hw + p] = HalfToFloat(x[(size_t(b) * hw + p) * c + ch]);
-  return out;
-}
-
-template <typename T, typename F>
-std::vector<T> NchwToNhwc(const std::vector<float>& x, int n, int c, int hw, F convert) {
-  std::vector<T> out(x.size());
-  for (int b = 0; b < n; ++b)
-    for (int p = 0; p < hw; ++p)
-      for (int ch = 0; ch < c; ++ch)
-        out[(size_t(b) * hw + p) * c + ch] = convert(x[(size_t(b) * c + ch) * hw + p]);
+  for (size_t i = 0; i < x.size(); ++i) out[i] = HalfToFloat(nchw[i]);
   return out;
 }
 
 std::vector<uint16_t> ToHalfNhwc(const std::vector<float>& x, int n, int c, int hw) {
-  return NchwToNhwc<uint16_t>(x, n, c, hw, [](float f) { return FloatToHalf(f); });
+  std::vector<uint16_t> half(x.size()), out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) half[i] = FloatToHalf(x[i]);
+  cpu::NchwToNhwc(half.data(), n, c, hw, 1, c, out.data());
+  return out;
 }
 
 std::string Describe(const MaxPoolShape& s) {

@@ -180,7 +180,12 @@ class CudaEngine final : public TrainEngine {
   CudaParams Params() const {
     return {w16_.as<__half>(), master_.as<float>(), g16_.as<__half>(), g32_.as<float>(), bn_running_.as<float>()};
   }
-  void Upload(const data::Batch& b);
+  // Copies the batch to the device; a training batch stays there when
+  // `resident` (benches), any other upload replaces it.
+  void Upload(const data::Batch& b, bool training);
+  // Enqueues the forward pass of the uploaded batch (training: batch BN
+  // statistics, loss-scaled dlogits kept for backward).
+  void EnqueueForward(bool training);
   void WarmUp();
   void Update(double lr);
   StepScalars ReadScalars(const char* what);
@@ -223,7 +228,6 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
   if (o.optimizer.name != "lars" && o.optimizer.name != "sgd") {
     Fail(ErrorCode::kInvalidArgument, "optimizer.name '" + o.optimizer.name + "': allowed sgd, lars");
   }
-  std::string why;
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
@@ -261,7 +265,7 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
   g16_ = Device(ge0 * sizeof(__half));
   g32_ = Device(ge1 * sizeof(float));
   bn_running_ = Device(arch_.num_buffers * sizeof(float));
-  norms_ = Device(2 * arch_.tensors.size() * sizeof(float) * 2);
+  norms_ = Device(4 * arch_.tensors.size() * sizeof(float));  // weight and grad norms, two groups
   const size_t pixels = size_t(max_batch) * arch_.image_size * arch_.image_size;
   images32_ = Device(pixels * arch_.in_channels * sizeof(float));
   images16_ = Device(pixels * plan_.input_c_pad * sizeof(__half));
@@ -324,19 +328,16 @@ CudaEngine::CudaEngine(const EngineOptions& o) : opt_(o) {
 // first step while NCCL reductions are in flight.
 void CudaEngine::WarmUp() {
   const auto t0 = Clock::now();
-  const int n = net_->max_batch();
+  last_n_ = net_->max_batch();
+  uploaded_ = false;
   CUDA_CHECK(cudaMemsetAsync(images16_.as<void>(), 0, images16_.bytes(), compute_));
   CUDA_CHECK(cudaMemsetAsync(labels_.as<void>(), 0, labels_.bytes(), compute_));
-  StepScalars* d = scalars_.as<StepScalars>();
-  net_->Forward(Params(), n, images16_.as<__half>(), labels_.as<int32_t>(), true, 0.0f, &d->one, &d->mean_loss,
-                &d->correct, compute_);
+  EnqueueForward(true);
   net_->Backward(Params(), {}, compute_);
-  // Evaluation's inference plans (same shapes: convolutions are shared).
-  net_->Forward(Params(), n, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, &d->one, &d->mean_loss,
-                &d->correct, compute_);
+  EnqueueForward(false);  // evaluation's BN plans (the convolutions are shared)
   SyncBounded(compute_, Deadline::AfterSeconds(std::max(600.0, opt_.timeout_seconds), opt_.abort), "warm-up");
   net_->TakeProfile();
-  spdlog::info("CUDA engine: plans for batch {} built in {:.1f} s", n, Seconds(t0, Clock::now()));
+  spdlog::info("CUDA engine: plans for batch {} built in {:.1f} s", last_n_, Seconds(t0, Clock::now()));
 }
 
 CudaEngine::~CudaEngine() {
@@ -352,7 +353,7 @@ CudaEngine::~CudaEngine() {
   if (compute_) cudaStreamDestroy(compute_);
 }
 
-void CudaEngine::Upload(const data::Batch& b) {
+void CudaEngine::Upload(const data::Batch& b, bool training) {
   if (b.size <= 0 || b.size > net_->max_batch()) {
     Fail(ErrorCode::kInvalidArgument, "CUDA engine: batch of " + std::to_string(b.size) + " images; allowed 1.." +
                                           std::to_string(net_->max_batch()));
@@ -371,7 +372,7 @@ void CudaEngine::Upload(const data::Batch& b) {
                                           "x" + std::to_string(b.height) + "x" + std::to_string(b.width));
   }
   last_n_ = int(b.size);
-  if (resident && uploaded_) return;
+  if (training && resident && uploaded_) return;
   const size_t bytes = b.images.size() * sizeof(float);
   std::memcpy(h_images_.as<void>(), b.images.data(), bytes);
   std::memcpy(h_labels_.as<void>(), b.labels.data(), b.labels.size() * sizeof(int32_t));
@@ -382,7 +383,14 @@ void CudaEngine::Upload(const data::Batch& b) {
   CUDA_CHECK(cudaStreamWaitEvent(compute_, ev_input_, 0));
   cuda::PackNchwToHalfNhwc(images32_.as<float>(), int(b.size), b.channels, b.height, b.width, plan_.input_c_pad,
                            images16_.as<__half>(), compute_);
-  uploaded_ = true;
+  uploaded_ = training;
+}
+
+void CudaEngine::EnqueueForward(bool training) {
+  StepScalars* d = scalars_.as<StepScalars>();
+  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), training,
+                training ? float(opt_.label_smoothing) : 0.0f, training ? &d->loss_scale.scale : &d->one,
+                &d->mean_loss, &d->correct, compute_);
 }
 
 StepScalars CudaEngine::ReadScalars(const char* what) {
@@ -433,18 +441,13 @@ void CudaEngine::Update(double lr) {
 
 StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
   CUDA_CHECK(cudaSetDevice(opt_.device));
-  StepStats st;
-  Upload(batch);
-  StepScalars* d = scalars_.as<StepScalars>();
+  Upload(batch, true);
   CUDA_CHECK(cudaEventRecord(ev_start_, compute_));
-  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), true, float(opt_.label_smoothing),
-                &d->loss_scale.scale, &d->mean_loss, &d->correct, compute_);
+  EnqueueForward(true);
   overlap_->BeginStep();
   net_->Backward(Params(), [this](int t) { overlap_->OnTensorReady(t); }, compute_);
   CUDA_CHECK(cudaEventRecord(ev_bwd_, compute_));
-  const auto t0 = Clock::now();
   const double waited = overlap_->EndStep();
-  st.allreduce_seconds = Seconds(t0, Clock::now());
   CUDA_CHECK(cudaEventRecord(ev_upd0_, compute_));
   Update(lr);
   CUDA_CHECK(cudaEventRecord(ev_upd1_, compute_));
@@ -452,11 +455,15 @@ StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
   float fwd_bwd_ms = 0, upd_ms = 0;
   CUDA_CHECK(cudaEventElapsedTime(&fwd_bwd_ms, ev_start_, ev_bwd_));
   CUDA_CHECK(cudaEventElapsedTime(&upd_ms, ev_upd0_, ev_upd1_));
-  st.loss = r.mean_loss / 1.0;
+  StepStats st;
+  st.loss = r.mean_loss;
   st.correct = r.correct;
   st.compute_seconds = fwd_bwd_ms / 1e3;
   st.update_seconds = upd_ms / 1e3;
   st.comm_seconds = waited;
+  // NCCL's own time on its stream is not seen from the host without more
+  // events: report the exposed wait for both.
+  st.allreduce_seconds = waited;
   st.skipped = r.loss_scale.skipped != 0;
   scale_ = r.loss_scale.scale;
   inv_scale_ = r.loss_scale.inv_scale;
@@ -466,14 +473,8 @@ StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
 
 int64_t CudaEngine::Predict(const data::Batch& batch) {
   CUDA_CHECK(cudaSetDevice(opt_.device));
-  const bool was = resident;
-  resident = false;  // evaluation batches always upload
-  Upload(batch);
-  resident = was;
-  uploaded_ = false;
-  StepScalars* d = scalars_.as<StepScalars>();
-  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), false, 0.0f, &d->one,
-                &d->mean_loss, &d->correct, compute_);
+  Upload(batch, false);
+  EnqueueForward(false);
   return ReadScalars("evaluation").correct;
 }
 
@@ -529,10 +530,8 @@ void CudaEngine::ImportState(const EngineState& s) {
 
 double CudaEngine::ComputeGradients(const data::Batch& batch, std::vector<float>* grads) {
   CUDA_CHECK(cudaSetDevice(opt_.device));
-  Upload(batch);
-  StepScalars* d = scalars_.as<StepScalars>();
-  net_->Forward(Params(), last_n_, images16_.as<__half>(), labels_.as<int32_t>(), true, float(opt_.label_smoothing),
-                &d->loss_scale.scale, &d->mean_loss, &d->correct, compute_);
+  Upload(batch, false);
+  EnqueueForward(true);
   net_->Backward(Params(), {}, compute_);
   const StepScalars r = ReadScalars("gradients");
   const size_t ge0 = plan_.group_elems[0], ge1 = plan_.group_elems[1];

@@ -254,7 +254,7 @@ void CudaResnet::Forward(const CudaParams& p, int n, const __half* x, const int3
     const float* beta = MasterOf(p, plan, bn.tensor + 1);
     float* rmean = p.bn_running + bn.running;
     float* rvar = rmean + bn.shape.c;
-    if (training) {  // a smaller batch may need more reserve than the max batch's plan
+    if (training && n != bn.shape.n) {  // another batch size may need more reserve than the max batch's
       const size_t need = m.bns.ReserveBytes(sh, bn.act);
       if (need > bn.reserve.bytes()) bn.reserve = DeviceMem(need);
     }
