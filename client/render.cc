@@ -188,6 +188,7 @@ std::string JobSummary(const v1::Job& j, double now) {
   field("Accuracy", j.eval_accuracy() >= 0 ? FormatPercent(j.eval_accuracy()) : "not evaluated yet");
   if (j.images_per_second() > 0) field("Images/s", FormatRate(j.images_per_second()));
   if (j.scaling_efficiency() > 0) field("Scaling eff.", FormatPercent(j.scaling_efficiency()));
+  if (j.bad_records() > 0) field("Bad images", std::to_string(j.bad_records()) + " unreadable, replaced (see the worker logs)");
   for (const auto& s : j.stalled()) {
     field("STALLED", "rank " + std::to_string(s.rank()) + " (host " + s.host() + ", worker " +
                          s.worker_id() + ") stalled after step " + std::to_string(s.step()) +

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "common/error.h"
 
@@ -186,17 +187,40 @@ void CheckValues(const JobSpec& s, Problems& p) {
   OneOf(p, "model", s.model,
         {"resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50", "resnet101",
          "resnet152"});
-  if (s.dataset.name == "imagenet-folder") {
-    p.Add("dataset.name", "'imagenet-folder' is not supported by this dtrain yet (allowed: fashion-mnist, synthetic)");
-  } else {
-    OneOf(p, "dataset.name", s.dataset.name, {"fashion-mnist", "synthetic"});
+  OneOf(p, "dataset.name", s.dataset.name, {"fashion-mnist", "synthetic", "imagenet-folder", "shards"});
+  const bool records = IsRecordDataset(s.dataset.name);
+  OneOf(p, "dataset.color", s.dataset.color, {"rgb", "grey"});
+  const size_t channels = s.dataset.color == "grey" ? 1 : 3;
+  for (const auto& [field, values, lo, hi] :
+       {std::tuple{"dataset.mean", &s.dataset.mean, 0.0, 1.0}, std::tuple{"dataset.std", &s.dataset.std, 1e-3, 10.0}}) {
+    if (values->empty()) continue;
+    if (!records) {
+      p.Add(field, "applies to imagenet-folder and shards only (the in-memory sets compute theirs)");
+    } else if (values->size() != channels) {
+      p.Add(field, std::to_string(values->size()) + " values for " + std::to_string(channels) +
+                       " channels (dataset.color '" + s.dataset.color + "')");
+    }
+    for (double v : *values) Range(p, field, v, lo, hi);
+  }
+  OneOf(p, "augment.crop", s.augment.crop, {"pad", "random-resized"});
+  if (s.augment.crop == "random-resized" && !records) {
+    p.Add("augment.crop", "'random-resized' needs a record data set (imagenet-folder, shards); '" + s.dataset.name +
+                              "' allows: pad");
+  }
+  Range(p, "augment.scale_min", s.augment.scale_min, 1e-4, 1.0);
+  Range(p, "augment.scale_max", s.augment.scale_max, s.augment.scale_min, 1.0, " (from scale_min)");
+  Range(p, "augment.ratio_min", s.augment.ratio_min, 0.01, 100.0);
+  Range(p, "augment.ratio_max", s.augment.ratio_max, s.augment.ratio_min, 100.0, " (from ratio_min)");
+  if (s.augment.eval_resize != 0) {
+    Range(p, "augment.eval_resize", s.augment.eval_resize, s.dataset.image_size, 4096,
+          " (0, or at least dataset.image_size)");
   }
   if (s.dataset.name != "synthetic" && s.dataset.path.empty()) {
     p.Add("dataset.path", "must name the data set's folder for '" + s.dataset.name + "'");
   }
   Range<int64_t>(p, "dataset.train_limit", s.dataset.train_limit, 0, int64_t(1) << 40);
   Range<int64_t>(p, "dataset.test_limit", s.dataset.test_limit, 0, int64_t(1) << 40);
-  Range(p, "dataset.image_size", s.dataset.image_size, 8, 512);
+  Range(p, "dataset.image_size", s.dataset.image_size, 8, records ? 1024 : 512);
   Range(p, "dataset.channels", s.dataset.channels, 1, 4);
   Range(p, "dataset.classes", s.dataset.classes, 2, 100000);
   Range<int64_t>(p, "dataset.train_size", s.dataset.train_size, 1, int64_t(1) << 32);
@@ -318,6 +342,9 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     d.Get("classes", s.dataset.classes, "an integer");
     d.Get("train_size", s.dataset.train_size, "an integer");
     d.Get("test_size", s.dataset.test_size, "an integer");
+    d.Get("color", s.dataset.color, "a string");
+    d.Get("mean", s.dataset.mean, "a list of numbers");
+    d.Get("std", s.dataset.std, "a list of numbers");
     d.RejectUnknown();
   }
   r.Get("batch_per_worker", s.batch_per_worker, "an integer");
@@ -362,8 +389,15 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
   r.Get("batch_norm", s.batch_norm, "true or false");
   {
     Reader o = r.Sub("augment");
+    o.Get("crop", s.augment.crop, "a string");
     o.Get("crop_padding", s.augment.crop_padding, "an integer");
     o.Get("flip", s.augment.flip, "true or false");
+    o.Get("scale_min", s.augment.scale_min, "a number");
+    o.Get("scale_max", s.augment.scale_max, "a number");
+    o.Get("ratio_min", s.augment.ratio_min, "a number");
+    o.Get("ratio_max", s.augment.ratio_max, "a number");
+    o.Get("eval_resize", s.augment.eval_resize, "an integer");
+    o.Get("dct_scaling", s.augment.dct_scaling, "true or false");
     o.RejectUnknown();
   }
   r.Get("device", s.device, "a string");
@@ -397,6 +431,13 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     p.Add("model", "is missing: a train spec names its model (allowed: resnet20, resnet32, resnet56, resnet18, "
                    "resnet34, resnet50, resnet101, resnet152)");
   }
+  // Record data sets default to ImageNet's geometry where the spec is silent.
+  if (IsRecordDataset(s.dataset.name)) {
+    const YAML::Node ds = croot["dataset"];
+    if (!(ds && ds.IsMap() && ds["image_size"])) s.dataset.image_size = 224;
+    const YAML::Node au = croot["augment"];
+    if (!(au && au.IsMap() && au["crop"])) s.augment.crop = "random-resized";
+  }
   CheckValues(s, p);  // with the type errors above: every problem at once
   p.ThrowIfAny();
   return s;
@@ -420,7 +461,10 @@ std::string JobSpecToYaml(const JobSpec& s) {
     << YAML::Key << "channels" << YAML::Value << s.dataset.channels
     << YAML::Key << "classes" << YAML::Value << s.dataset.classes
     << YAML::Key << "train_size" << YAML::Value << s.dataset.train_size
-    << YAML::Key << "test_size" << YAML::Value << s.dataset.test_size << YAML::EndMap;
+    << YAML::Key << "test_size" << YAML::Value << s.dataset.test_size
+    << YAML::Key << "color" << YAML::Value << s.dataset.color
+    << YAML::Key << "mean" << YAML::Value << YAML::Flow << s.dataset.mean
+    << YAML::Key << "std" << YAML::Value << YAML::Flow << s.dataset.std << YAML::EndMap;
   e << YAML::Key << "batch_per_worker" << YAML::Value << s.batch_per_worker;
   e << YAML::Key << "epochs" << YAML::Value << s.epochs;
   e << YAML::Key << "max_steps" << YAML::Value << s.max_steps;
@@ -453,8 +497,15 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "zero_init_residual" << YAML::Value << s.zero_init_residual;
   e << YAML::Key << "batch_norm" << YAML::Value << s.batch_norm;
   e << YAML::Key << "augment" << YAML::Value << YAML::BeginMap
+    << YAML::Key << "crop" << YAML::Value << s.augment.crop
     << YAML::Key << "crop_padding" << YAML::Value << s.augment.crop_padding
-    << YAML::Key << "flip" << YAML::Value << s.augment.flip << YAML::EndMap;
+    << YAML::Key << "flip" << YAML::Value << s.augment.flip
+    << YAML::Key << "scale_min" << YAML::Value << s.augment.scale_min
+    << YAML::Key << "scale_max" << YAML::Value << s.augment.scale_max
+    << YAML::Key << "ratio_min" << YAML::Value << s.augment.ratio_min
+    << YAML::Key << "ratio_max" << YAML::Value << s.augment.ratio_max
+    << YAML::Key << "eval_resize" << YAML::Value << s.augment.eval_resize
+    << YAML::Key << "dct_scaling" << YAML::Value << s.augment.dct_scaling << YAML::EndMap;
   e << YAML::Key << "device" << YAML::Value << s.device;
   e << YAML::Key << "bench" << YAML::Value << YAML::BeginMap
     << YAML::Key << "min_bytes" << YAML::Value << s.bench.min_bytes

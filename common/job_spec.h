@@ -13,12 +13,23 @@
 namespace dtrain {
 
 struct DatasetSpec {
-  std::string name = "fashion-mnist";  // fashion-mnist | synthetic | imagenet-folder
+  // fashion-mnist | synthetic (in memory) | imagenet-folder | shards (JPEG/PNG
+  // records streamed from disk: PATH/{train,val}/<class>/*, or dtrain-pack's
+  // PATH/{train,val}-NNNNN-of-MMMMM.dtshard)
+  std::string name = "fashion-mnist";
   std::string path = "/usr/share/datasets/fashion-mnist";
-  int64_t train_limit = 0;  // use only the first N training images (0: all)
+  int64_t train_limit = 0;  // use only the first N training images (0: all; records: N evenly spaced)
   int64_t test_limit = 0;   // use only the first N test images (0: all)
-  // synthetic only
+  // synthetic: the images' side; imagenet-folder and shards: the side of the
+  // crops the model sees (default 224 there, 32 for synthetic)
   int image_size = 32;
+  // imagenet-folder and shards only: decoded as rgb (3 channels) or grey (1),
+  // normalised (x/255 - mean[c]) / std[c]; empty: ImageNet's values
+  // (rgb 0.485 0.456 0.406 / 0.229 0.224 0.225; grey 0.449 / 0.226)
+  std::string color = "rgb";
+  std::vector<double> mean;
+  std::vector<double> std;
+  // synthetic only
   int channels = 3;
   int classes = 10;
   int64_t train_size = 10000;
@@ -59,8 +70,17 @@ struct BenchSpec {
 };
 
 struct AugmentSpec {
-  int crop_padding = 4;  // random crop after zero padding (0: off)
+  // pad: random crop of the image zero-padded by crop_padding (CIFAR style);
+  // random-resized: torchvision's RandomResizedCrop(image_size, scale, ratio),
+  // evaluation Resize(eval_resize) + CenterCrop(image_size) (ImageNet style;
+  // imagenet-folder and shards only, their default).
+  std::string crop = "pad";
+  int crop_padding = 4;  // pad: zero padding (0: no crop)
   bool flip = true;      // random horizontal flip
+  double scale_min = 0.08, scale_max = 1.0;          // random-resized: area fraction
+  double ratio_min = 0.75, ratio_max = 4.0 / 3.0;    // random-resized: aspect ratio w/h
+  int eval_resize = 256;  // random-resized: evaluation resizes the shorter side to this (0: centre crop only)
+  bool dct_scaling = true;  // decode JPEGs at the smallest DCT scale that keeps the crop >= the output
 };
 
 struct CheckpointSpec {
@@ -116,6 +136,10 @@ JobSpec ParseJobSpec(const std::string& yaml_text,
                      const std::vector<std::string>& overrides = {});
 
 std::string JobSpecToYaml(const JobSpec& spec);
+
+// imagenet-folder and shards: records decoded and augmented per image while
+// training, rather than a set loaded whole into memory.
+inline bool IsRecordDataset(const std::string& name) { return name == "imagenet-folder" || name == "shards"; }
 
 // Checks the values of an already-built spec (ParseJobSpec calls it).
 void ValidateJobSpec(const JobSpec& spec);

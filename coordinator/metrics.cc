@@ -27,6 +27,8 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
   b.Gauge("dtrain_job_scaling_efficiency_ratio",
           "Global images/s divided by the sum of the ranks' compute-only images/s.");
   for (const auto* j : running) b.Add({{"job", j->id()}}, j->scaling_efficiency());
+  b.Gauge("dtrain_job_bad_records", "Unreadable images replaced so far, summed over the ranks of a running job.");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, double(j->bad_records()));
   b.Gauge("dtrain_job_step", "Steps finished by rank 0 of a running job.");
   for (const auto* j : running) b.Add({{"job", j->id()}}, double(j->step()));
   b.Gauge("dtrain_job_stalled_ranks", "Ranks of a running job that are stalled behind the others.");

@@ -381,6 +381,9 @@ void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
   if (rank < 0 || rank >= static_cast<int>(job.last_progress.size())) return;
   job.last_progress[rank] = p;
   Advance(job, rank, p.step());
+  int64_t bad = 0;  // each rank counts the records it read; the job's figure is their sum
+  for (const v1::Progress& q : job.last_progress) bad += q.bad_records();
+  job.info.set_bad_records(bad);
   if (!p.mlperf_log().empty()) job.info.set_mlperf_log(p.mlperf_log());
   if (rank != 0) return;
   if (p.checkpoint_step() > 0) {  // every rank has written it (the trainer's barrier)

@@ -6,10 +6,11 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev prometheus-cpp-dev
   libucx-dev ucx-utils
-  libopenblas-dev libturbojpeg0-dev
+  libopenblas-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist mate-backgrounds
+  python3-pil python3-numpy python3-torchvision
   python3-grpcio prometheus slurm-wlm munge iproute2 procps openssl
   clang libclang-rt-14-dev
 )

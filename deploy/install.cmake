@@ -1,6 +1,6 @@
 # `cmake --install build --prefix DIR`: a relocatable tree (README, "Deploying
 # on a cluster"):
-#   DIR/bin/                dtrain-coordinator, dtrain-worker, dtrain (+ gpu_probe,
+#   DIR/bin/                dtrain-coordinator, dtrain-worker, dtrain, dtrain-pack (+ gpu_probe,
 #                           engine_bench when CUDA was built)
 #   DIR/share/dtrain/jobs/  the job specs (quickstart, fmnist-resnet20, allreduce-bench)
 #   DIR/share/dtrain/systemd/   units with ExecStart in DIR/bin, and dtrain.default
@@ -10,8 +10,8 @@
 # outside the build tree (e.g. CUDA's lib64), nothing inside it.
 include(GNUInstallDirs)
 set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
-set_target_properties(dtrain-coordinator dtrain-worker dtrain PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
-install(TARGETS dtrain-coordinator dtrain-worker dtrain RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+set_target_properties(dtrain-coordinator dtrain-worker dtrain dtrain-pack PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+install(TARGETS dtrain-coordinator dtrain-worker dtrain dtrain-pack RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(t gpu_probe engine_bench)
   if(TARGET ${t})
     set_target_properties(${t} PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)

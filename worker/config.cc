@@ -43,6 +43,9 @@ void WorkerConfig::Validate() const {
   if (blas_threads < 0 || blas_threads > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--blas-threads: allowed 0 (auto) .. 1024");
   }
+  if (data_threads < 0 || data_threads > 1024) {
+    Fail(ErrorCode::kInvalidArgument, "--data-threads: allowed 0 (auto) .. 1024");
+  }
   if (local_workers < 1 || local_workers > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--local-workers: allowed 1 .. 1024");
   }
@@ -54,7 +57,7 @@ void WorkerConfig::Validate() const {
 std::string WorkerConfig::Describe() const {
   return "coordinator=" + coordinator + " host=" + host + " local_rank=" +
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
-         " blas_threads=" + std::to_string(blas_threads) +
+         " blas_threads=" + std::to_string(blas_threads) + " data_threads=" + std::to_string(data_threads) +
          " local_workers=" + std::to_string(local_workers) +
          (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir +
          " tls=" + (ca_file.empty() ? "off" : "on (ca " + ca_file + ")") +
@@ -85,6 +88,9 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   app.add_option("--metrics", c.metrics, "HOST:PORT for the Prometheus endpoint");
   app.add_option("--blas-threads", c.blas_threads, "BLAS threads (0: cores / --local-workers)")
       ->capture_default_str();
+  app.add_option("--data-threads", c.data_threads,
+                 "threads decoding and augmenting images (imagenet-folder, shards; 0: cores / --local-workers)")
+      ->capture_default_str();
   app.add_option("--local-workers", c.local_workers,
                  "workers sharing this host's CPU cores (default: SLURM_NTASKS_PER_NODE or 1)")
       ->capture_default_str();
@@ -111,6 +117,10 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   if (c.blas_threads == 0) {
     const int cores = std::max(1u, std::thread::hardware_concurrency());
     c.blas_threads = std::max(1, cores / c.local_workers);
+  }
+  if (c.data_threads == 0) {
+    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    c.data_threads = std::max(1, cores / c.local_workers);
   }
   c.Validate();
   if (!c.ca_file.empty()) c.ca_pem = ReadPemFile("--ca", c.ca_file);

@@ -16,6 +16,7 @@ struct WorkerConfig {
   std::string host;                            // defaults to the short host name
   std::string metrics;                         // HOST:PORT for Prometheus /metrics (empty: none)
   int blas_threads = 0;                        // 0: cores / local workers on this host
+  int data_threads = 0;                        // JPEG decoding threads; 0: cores / local workers
   int local_workers = 1;                       // workers sharing this host's cores
   double reconnect_max_seconds = 5.0;
   double rpc_timeout_seconds = 10.0;

@@ -212,6 +212,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       env.rank = a.rank();
       env.world_size = a.world_size();
       env.seed = a.seed();
+      env.data_threads = cfg_.data_threads;
       env.comm = comm.get();
       env.abort = abort.get();
       if (a.rank() == 0) {
@@ -254,6 +255,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         p->set_comm_seconds(tp.comm_seconds);
         p->set_update_seconds(tp.update_seconds);
         p->set_loss_scale(tp.loss_scale);
+        p->set_bad_records(tp.bad_records);
         p->set_allreduce_bytes(tp.allreduce_bytes);
         p->set_allreduce_seconds(tp.allreduce_seconds);
         if (!told_log) p->set_mlperf_log(env.mlperf_log_path);  // the run's first step

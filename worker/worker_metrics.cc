@@ -93,6 +93,8 @@ std::vector<prometheus::MetricFamily> WorkerMetrics::Collect() const {
   b.Gauge("dtrain_worker_learning_rate", "Learning rate of the last step.").Add(l, p.learning_rate());
   b.Gauge("dtrain_worker_loss_scale", "Dynamic loss scale (1 without fp16).")
       .Add(l, p.loss_scale() > 0 ? p.loss_scale() : 1.0);
+  b.Gauge("dtrain_worker_bad_records", "Unreadable or corrupt images replaced so far in the job (this rank).")
+      .Add(l, double(p.bad_records()));
   b.Gauge("dtrain_worker_last_step_timestamp_seconds", "Unix time of the last finished step.")
       .Add(l, last_step_unix_);
   return b.Take();

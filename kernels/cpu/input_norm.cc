@@ -15,7 +15,8 @@ void Normalize(const InputNormShape& s, const X* x, float scale, const float* me
   const size_t hw = size_t(s.h) * s.w;
   for (int n = 0; n < s.n; ++n) {
     for (size_t p = 0; p < hw; ++p) {
-      half_bits* out = y + (size_t(n) * hw + p) * s.c;
+      half_bits* out = y + (size_t(n) * hw + p) * s.out_c();
+      for (int c = s.c; c < s.out_c(); ++c) out[c] = FloatToHalf(0.0f);
       for (int c = 0; c < s.c; ++c) {
         const size_t src = s.layout == PixelLayout::kNCHW ? (size_t(n) * s.c + c) * hw + p
                                                           : (size_t(n) * hw + p) * s.c + c;
@@ -37,6 +38,9 @@ void InputNormShape::Check() const {
   if (c > kMaxInputChannels)
     Fail(ErrorCode::kInvalidArgument, "input_norm: at most " + std::to_string(kMaxInputChannels) +
                                           " channels, got c=" + std::to_string(c));
+  if (c_pad != 0 && (c_pad < c || c_pad > 64))
+    Fail(ErrorCode::kInvalidArgument, "input_norm: c_pad " + std::to_string(c_pad) + " must be 0 or in [c=" +
+                                          std::to_string(c) + ", 64]");
 }
 
 void CheckInputNorm(const InputNormShape& s, float scale, const float* mean, const float* stddev) {

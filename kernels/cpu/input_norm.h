@@ -1,7 +1,8 @@
 // Input normalisation and cast (CPU reference of kernels/cuda/input_norm.h):
 // images x[n, c, h, w] (layout kNCHW) or x[n, h, w, c] (kNHWC), uint8 pixels or
-// fp32, become fp16 NHWC activations
-//   y[n, h, w, c] = fp16( (float(x) * scale - mean[c]) / stddev[c] )
+// fp32, become fp16 NHWC activations with out_c() channels (c_pad, or c when 0)
+//   y[n, h, w, c] = fp16( (float(x) * scale - mean[c]) / stddev[c] ),  c < C
+//   y[n, h, w, c] = 0                                                 C <= c < c_pad
 // evaluated in fp32 in exactly that order (multiply, subtract, divide; no
 // fused multiply-add), rounded to nearest even. scale is 1/255 for 0..255
 // pixels, 1 for inputs already in [0, 1]. mean and stddev hold c values.
@@ -24,7 +25,10 @@ enum class PixelLayout { kNCHW, kNHWC };
 struct InputNormShape {
   int n = 0, c = 0, h = 0, w = 0;
   PixelLayout layout = PixelLayout::kNHWC;  // of the input; the output is NHWC
-  size_t size() const { return size_t(n) * c * h * w; }
+  int c_pad = 0;  // output channels (0: c); must be 0 or >= c
+  int out_c() const { return c_pad > 0 ? c_pad : c; }
+  size_t size() const { return size_t(n) * c * h * w; }          // input elements
+  size_t out_size() const { return size_t(n) * out_c() * h * w; }  // output elements
   void Check() const;
 };
 

@@ -3,7 +3,8 @@
 //   y[n, h, w, c] = fp16( (float(x) · scale − mean[c]) / stddev[c] )
 // evaluated exactly as the CPU reference kernels/cpu/input_norm.h does (each
 // fp32 operation rounded, no FMA), so outputs are bit-identical to it.
-// x and y are device buffers of shape.size() elements; mean and stddev are HOST
+// x holds shape.size() elements and y shape.out_size() (channels padded with
+// zeros to shape.c_pad when set), both device buffers; mean and stddev are HOST
 // arrays of shape.c floats (passed to the kernel by value).
 // Throws kInvalidArgument (as cpu::CheckInputNorm, or a null pointer),
 // kInternal (launch error).

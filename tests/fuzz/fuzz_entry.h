@@ -6,16 +6,19 @@
 // else (another exception, a sanitizer report, a crash) is a bug too.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/job_spec.h"
 #include "worker/checkpoint/checkpoint_file.h"
 #include "worker/data/idx_reader.h"
+#include "worker/data/shard_format.h"
 
 namespace dtrain::fuzz {
 
@@ -99,8 +102,42 @@ inline int CheckpointInput(std::span<const uint8_t> bytes) {
   int accepted = one(bytes);
   if (bytes.size() >= 24) {
     std::vector<uint8_t> fixed(bytes.begin(), bytes.end());
-    const uint32_t crc = ckpt::Crc32c(std::span<const uint8_t>(fixed).first(fixed.size() - 8));
+    const uint32_t crc = Crc32c(std::span<const uint8_t>(fixed).first(fixed.size() - 8));
     for (size_t i = 0; i < 8; ++i) fixed[fixed.size() - 8 + i] = i < 4 ? static_cast<uint8_t>(crc >> (8 * i)) : 0;
+    accepted += one(fixed);
+  }
+  return accepted;
+}
+
+// ParseShard (a whole .dtshard in memory) on the bytes as given, and again
+// with header_crc and index_crc recomputed (so mutations reach the field
+// checks). An accepted shard must re-encode to its own header and index bytes.
+inline int ShardInput(std::span<const uint8_t> bytes) {
+  auto one = [](std::span<const uint8_t> b) {
+    data::ParsedShard s;
+    try {
+      s = data::ParseShard(b, "fuzz.dtshard");
+    } catch (const Error&) {
+      return 0;
+    }
+    const auto header = data::EncodeShardHeader(s.header);
+    const std::vector<uint8_t> index = data::EncodeShardIndex(s.index.entries, s.index.class_names);
+    const auto rest = b.subspan(s.header.index_offset);
+    if (!std::equal(header.begin(), header.end(), b.begin()) ||
+        !std::equal(index.begin(), index.end(), rest.begin(), rest.end()))
+      throw std::logic_error("an accepted shard does not re-encode to its own header and index");
+    return 1;
+  };
+  int accepted = one(bytes);
+  if (bytes.size() >= data::kShardHeaderBytes) {
+    std::vector<uint8_t> fixed(bytes.begin(), bytes.end());
+    auto store = [&](size_t at, uint32_t v) {
+      for (int i = 0; i < 4; ++i) fixed[at + i] = static_cast<uint8_t>(v >> (8 * i));
+    };
+    uint64_t index_offset = 0;
+    for (int i = 7; i >= 0; --i) index_offset = index_offset << 8 | fixed[32 + i];
+    if (index_offset <= fixed.size()) store(48, Crc32c(std::span<const uint8_t>(fixed).subspan(index_offset)));
+    store(60, Crc32c(std::span<const uint8_t>(fixed).first(60)));
     accepted += one(fixed);
   }
   return accepted;

@@ -121,6 +121,53 @@ TEST_F(CudaEngineParity, ResNet50ForwardBackwardMatchesCpuFp32) {
   }
 }
 
+// The JPEG pipeline's batches (uint8 NHWC pixels, normalised by the engine on
+// the device) against the same images as normalised fp32 NCHW: the CUDA engine
+// computes the same loss and gradients, and agrees with the CPU engine, which
+// normalises the pixels on the CPU.
+TEST_F(CudaEngineParity, PixelBatchesEqualNormalisedFloatBatches) {
+  const int batch = 8;
+  auto comm = comm::MakeLocalCommunicator();
+  EngineOptions go = Resnet50Options(comm.get(), batch);
+  go.precision = "fp16";
+  auto gpu = MakeEngine("cuda", go);
+  EngineState st;
+  gpu->ExportState(&st);
+  st.loss_scale = 1024;
+  gpu->ImportState(st);
+  data::Batch px;
+  px.size = batch;
+  px.channels = 3;
+  px.height = px.width = 224;
+  px.mean = {0.485f, 0.456f, 0.406f};
+  px.std = {0.229f, 0.224f, 0.225f};
+  std::mt19937_64 rng(11);
+  px.pixels.resize(size_t(batch) * 224 * 224 * 3);
+  for (uint8_t& v : px.pixels) v = uint8_t(rng() & 0xff);
+  for (int i = 0; i < batch; ++i) px.labels.push_back(int32_t(rng() % 1000));
+  data::Batch fl = px;
+  std::vector<float> nchw;
+  const float* x = data::NormalizedNchw(px, &nchw);
+  fl.images.assign(x, x + nchw.size());
+  fl.pixels.clear();
+  std::vector<float> g_px, g_fl, g_cpu;
+  const double l_px = gpu->ComputeGradients(px, &g_px);
+  const double l_fl = gpu->ComputeGradients(fl, &g_fl);
+  EngineOptions co = Resnet50Options(comm.get(), batch);
+  co.precision = "fp32";
+  co.wire = comm::DType::kF32;
+  const double l_cpu = MakeEngine("cpu", co)->ComputeGradients(px, &g_cpu);
+  std::printf("pixels %.6f, fp32 images %.6f, cpu from pixels %.6f\n", l_px, l_fl, l_cpu);
+  // Two fp32 normalisation formulas, then fp16: inputs differ in the last bit at most.
+  EXPECT_LE(std::abs(l_px - l_fl), 1e-3 * std::abs(l_fl));
+  EXPECT_LE(std::abs(l_px - l_cpu), 1e-2 * std::abs(l_cpu));
+  ASSERT_EQ(g_px.size(), g_fl.size());
+  for (const auto& t : gpu->arch().tensors) {
+    const double a = Norm(g_px, t.offset, t.size), b = Norm(g_fl, t.offset, t.size);
+    EXPECT_LE(std::abs(a - b), 0.01 * std::max(b, 1e-30)) << t.name;
+  }
+}
+
 TEST_F(CudaEngineParity, StateCrossesEnginesUnchanged) {
   auto comm = comm::MakeLocalCommunicator();
   EngineOptions o = Resnet50Options(comm.get(), 8);

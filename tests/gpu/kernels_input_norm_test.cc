@@ -24,11 +24,12 @@ class CudaInputNorm : public CudaTest {
   template <typename X>
   void Check(const InputNormShape& s, const std::vector<X>& x, float scale, const float* mean, const float* stddev) {
     SCOPED_TRACE("n=" + std::to_string(s.n) + " c=" + std::to_string(s.c) + " h=" + std::to_string(s.h) +
-                 " w=" + std::to_string(s.w) + (s.layout == PixelLayout::kNCHW ? " NCHW" : " NHWC"));
-    std::vector<uint16_t> want(s.size());
+                 " w=" + std::to_string(s.w) + " c_pad=" + std::to_string(s.c_pad) +
+                 (s.layout == PixelLayout::kNCHW ? " NCHW" : " NHWC"));
+    std::vector<uint16_t> want(s.out_size());
     cpu::NormalizeToHalfNHWC(s, x.data(), scale, mean, stddev, want.data());
     DeviceBuffer<X> d_x(x);
-    DeviceBuffer<uint16_t> y(s.size());
+    DeviceBuffer<uint16_t> y(s.out_size());
     y.Poison();
     cuda::NormalizeToHalfNHWC(s, d_x.get(), scale, mean, stddev, AsHalf(y.get()), stream_);
     Sync();
@@ -46,6 +47,17 @@ TEST_F(CudaInputNorm, Uint8) {
       s.layout = layout;
       Check(s, x, 1.0f / 255, kMean, kStd);
     }
+  }
+}
+
+// The JPEG pipeline's input: uint8 NHWC padded to the CUDA engine's 8 stem channels.
+TEST_F(CudaInputNorm, Uint8NhwcPaddedToEightChannels) {
+  std::mt19937 gen(9);
+  for (int c : {1, 3}) {
+    InputNormShape s{.n = 4, .c = c, .h = 224, .w = 224, .layout = PixelLayout::kNHWC, .c_pad = 8};
+    std::vector<uint8_t> x(s.size());
+    for (uint8_t& v : x) v = uint8_t(gen() & 0xff);
+    Check(s, x, 1.0f / 255, kMean, kStd);
   }
 }
 

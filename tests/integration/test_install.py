@@ -23,7 +23,8 @@ class InstalledTree(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         bindir = os.path.join(prefix, "bin")
         share = os.path.join(prefix, "share", "dtrain")
-        for f in ("bin/dtrain-coordinator", "bin/dtrain-worker", "bin/dtrain", "share/dtrain/jobs/quickstart.yaml",
+        for f in ("bin/dtrain-coordinator", "bin/dtrain-worker", "bin/dtrain", "bin/dtrain-pack",
+                  "share/dtrain/jobs/quickstart.yaml",
                   "share/dtrain/systemd/dtrain-coordinator.service", "share/dtrain/grafana/dtrain.json",
                   "share/doc/dtrain/README.md"):
             self.assertTrue(os.path.exists(os.path.join(prefix, f)), f)

@@ -19,6 +19,7 @@
 #include <random>
 #include <regex>
 
+#include "common/crc32c.h"
 #include "common/error.h"
 
 namespace dtrain::ckpt {

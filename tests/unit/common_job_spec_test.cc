@@ -2,6 +2,10 @@
 // message naming the field and what is allowed, and a valid spec round-trips.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "common/error.h"
 #include "common/job_spec.h"
 
@@ -150,7 +154,52 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bench.warmup=-1", "bench.warmup", "0 .."},
         BadCase{"learning_rate=0.1", "learning_rate", "unknown field"},
         BadCase{"workers=0x2", "workers", "an integer"}, BadCase{"workers=1_0", "workers", "an integer"},
-        BadCase{"dataset.name=imagenet-folder", "dataset.name", "not supported by this dtrain yet"}));
+        BadCase{"dataset.name=imagenet", "dataset.name", "imagenet-folder, shards"},
+        BadCase{"augment.crop=random-resized", "augment.crop", "needs a record data set"},
+        BadCase{"augment.crop=center", "augment.crop", "pad, random-resized"},
+        BadCase{"dataset.color=sepia", "dataset.color", "rgb, grey"},
+        BadCase{"dataset.mean=[0.5]", "dataset.mean", "imagenet-folder and shards only"},
+        BadCase{"augment.scale_min=0", "augment.scale_min", "0.0001 .. 1"},
+        BadCase{"augment.ratio_max=0.5", "augment.ratio_max", "ratio_min"}));
+
+// Every spec the project ships (deploy/jobs/*.yaml) is valid as it stands.
+TEST(JobSpec, EveryShippedSpecParses) {
+  int n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(std::string(DTRAIN_SOURCE_DIR) + "/deploy/jobs")) {
+    if (f.path().extension() != ".yaml") continue;
+    std::ifstream in(f.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NO_THROW(ParseJobSpec(text)) << f.path();
+    ++n;
+  }
+  EXPECT_GE(n, 5);
+  std::ifstream in(std::string(DTRAIN_SOURCE_DIR) + "/deploy/jobs/imagenet-resnet50.yaml");
+  const JobSpec s = ParseJobSpec(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  EXPECT_EQ(s.workers, 2048);
+  EXPECT_EQ(s.batch_per_worker, 42);
+  EXPECT_EQ(s.dataset.name, "shards");
+  EXPECT_EQ(s.augment.crop, "random-resized");
+}
+
+// A record data set defaults to ImageNet's geometry (224 crops, random-resized)
+// unless the spec says otherwise, and the resolved spec round-trips.
+TEST(JobSpec, RecordDataSetsDefaultToImagenetGeometry) {
+  JobSpec s = ParseJobSpec(kGood, {"dataset.name=imagenet-folder", "dataset.path=/data/imagenet"});
+  EXPECT_EQ(s.dataset.image_size, 224);
+  EXPECT_EQ(s.augment.crop, "random-resized");
+  EXPECT_EQ(s.augment.eval_resize, 256);
+  EXPECT_EQ(JobSpecToYaml(ParseJobSpec(JobSpecToYaml(s))), JobSpecToYaml(s));
+  JobSpec g = ParseJobSpec(kGood, {"dataset.name=shards", "dataset.path=/d", "dataset.image_size=28",
+                                   "dataset.color=grey", "dataset.mean=[0.286]", "dataset.std=[0.353]",
+                                   "augment.crop=pad"});
+  EXPECT_EQ(g.dataset.image_size, 28);
+  EXPECT_EQ(g.augment.crop, "pad");
+  EXPECT_EQ(g.dataset.mean, std::vector<double>{0.286});
+  EXPECT_EQ(JobSpecToYaml(ParseJobSpec(JobSpecToYaml(g))), JobSpecToYaml(g));
+  // Three channel values for a grey data set: refused, naming the count.
+  const std::string msg = ErrorOf(kGood, {"dataset.name=shards", "dataset.color=grey", "dataset.mean=[0.4, 0.4, 0.4]"});
+  EXPECT_NE(msg.find("3 values for 1 channels"), std::string::npos) << msg;
+}
 
 TEST(JobSpec, AllBadFieldsAreReportedAtOnce) {
   const std::string msg = ErrorOf(kGood, {"workers=0", "precision=int4"});

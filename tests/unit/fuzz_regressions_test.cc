@@ -49,6 +49,7 @@ size_t Replay(const std::string& target, Entry entry) {
 TEST(FuzzRegressions, JobSpec) { EXPECT_GT(Replay("job_spec", JobSpecInput), 0u); }
 TEST(FuzzRegressions, IdxReader) { EXPECT_GT(Replay("idx_reader", IdxInput), 0u); }
 TEST(FuzzRegressions, Checkpoint) { EXPECT_GT(Replay("checkpoint", CheckpointInput), 0u); }
+TEST(FuzzRegressions, ShardIndex) { EXPECT_GT(Replay("shard_index", ShardInput), 0u); }
 
 }  // namespace
 }  // namespace dtrain::fuzz

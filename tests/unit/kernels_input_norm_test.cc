@@ -51,6 +51,22 @@ TEST(InputNorm, FloatInputIsTheExactFp32Formula) {
   }
 }
 
+TEST(InputNorm, PaddedChannelsAreZeroAndTheRestUnchanged) {
+  std::mt19937 gen(3);
+  InputNormShape s{.n = 2, .c = 3, .h = 4, .w = 5, .layout = PixelLayout::kNHWC};
+  std::vector<uint8_t> x(s.size());
+  for (auto& v : x) v = uint8_t(gen() & 0xff);
+  std::vector<half_bits> plain(s.out_size());
+  NormalizeToHalfNHWC(s, x.data(), 1.0f / 255, kMean, kStd, plain.data());
+  s.c_pad = 8;
+  std::vector<half_bits> padded(s.out_size(), 0xffff);
+  NormalizeToHalfNHWC(s, x.data(), 1.0f / 255, kMean, kStd, padded.data());
+  ASSERT_EQ(padded.size(), plain.size() / 3 * 8);
+  for (size_t p = 0; p < plain.size() / 3; ++p)
+    for (int c = 0; c < 8; ++c)
+      EXPECT_EQ(padded[p * 8 + c], c < 3 ? plain[p * 3 + c] : FloatToHalf(0.0f)) << p << "," << c;
+}
+
 TEST(InputNorm, RejectsBadArguments) {
   uint8_t x = 0;
   half_bits y = 0;
@@ -70,6 +86,7 @@ TEST(InputNorm, RejectsBadArguments) {
   expect_bad(ok, 1, &inf, &one, "mean=inf");
   expect_bad(ok, inf, &zero, &one, "scale=inf");
   expect_bad(ok, 1, nullptr, &one, "no mean");
+  expect_bad({.n = 1, .c = 3, .h = 1, .w = 1, .c_pad = 2}, 1, &zero, &one, "c_pad < c");
 }
 
 }  // namespace

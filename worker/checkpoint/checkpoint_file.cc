@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <string_view>
 
+#include "common/crc32c.h"
 #include "common/error.h"
+#include "common/little_endian.h"
 
 namespace dtrain::ckpt {
 namespace {
@@ -35,35 +37,6 @@ const char* KindName(uint8_t kind) {
   return "unknown";
 }
 
-// ---- CRC32C, slice-by-8 ----
-
-using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
-
-constexpr CrcTables MakeCrcTables() {
-  CrcTables t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    t[0][i] = c;
-  }
-  for (int s = 1; s < 8; ++s)
-    for (uint32_t i = 0; i < 256; ++i) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
-  return t;
-}
-constexpr CrcTables kCrc = MakeCrcTables();
-
-// ---- little-endian helpers ----
-
-uint32_t LoadLE32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-uint64_t LoadLE64(const uint8_t* p) { return uint64_t{LoadLE32(p)} | uint64_t{LoadLE32(p + 4)} << 32; }
-void StoreLE32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void StoreLE64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
 
 std::string Hex(uint64_t v, int digits) {
   char buf[32];
@@ -457,22 +430,6 @@ class Decoder {
 };
 
 }  // namespace
-
-uint32_t Crc32c(std::span<const uint8_t> bytes, uint32_t crc) {
-  const uint8_t* p = bytes.data();
-  size_t n = bytes.size();
-  crc = ~crc;
-  while (n >= 8) {
-    const uint32_t lo = LoadLE32(p) ^ crc;
-    const uint32_t hi = LoadLE32(p + 4);
-    crc = kCrc[7][lo & 0xff] ^ kCrc[6][(lo >> 8) & 0xff] ^ kCrc[5][(lo >> 16) & 0xff] ^ kCrc[4][lo >> 24] ^
-          kCrc[3][hi & 0xff] ^ kCrc[2][(hi >> 8) & 0xff] ^ kCrc[1][(hi >> 16) & 0xff] ^ kCrc[0][hi >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n--) crc = kCrc[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-  return ~crc;
-}
 
 std::vector<uint8_t> SerializeCheckpoint(const CheckpointData& data) {
   std::vector<uint8_t> out;

@@ -10,7 +10,7 @@
 //     u8  kind                      1 meta (UTF-8 text), 2 tensor (float32 array), 3 blob (bytes)
 //     u32 name length, name         1..kMaxNameBytes bytes of UTF-8, unique within its kind
 //     u64 payload length, payload   tensor payloads: a multiple of 4 bytes (IEEE-754 float32)
-//   u64 checksum                    CRC32C (Castagnoli) of every byte before it, zero-extended
+//   u64 checksum                    CRC32C (common/crc32c.h) of every byte before it, zero-extended
 // Sections are written meta, tensors, blobs, each sorted by name, so equal data
 // gives byte-identical files.
 #pragma once
@@ -57,10 +57,5 @@ CheckpointData ParseCheckpoint(std::span<const uint8_t> bytes, const std::string
 
 // The exact bytes WriteCheckpointFile writes. Throws Error(kInvalidArgument) as it does.
 std::vector<uint8_t> SerializeCheckpoint(const CheckpointData& data);
-
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) with the usual pre- and
-// post-inversion: Crc32c("123456789") == 0xE3069283. Chain calls by passing the
-// previous result as `crc`.
-uint32_t Crc32c(std::span<const uint8_t> bytes, uint32_t crc = 0);
 
 }  // namespace dtrain::ckpt

@@ -36,11 +36,12 @@ TrainTest LoadDataset(const DatasetSpec& spec, uint64_t seed) {
   if (spec.name == "fashion-mnist") return LoadFashionMnist(spec.path, spec.train_limit, spec.test_limit);
   if (spec.name == "synthetic")
     return MakeSynthetic(seed, spec.channels, spec.image_size, spec.classes, spec.train_size, spec.test_size);
-  if (spec.name == "imagenet-folder")
-    Fail(ErrorCode::kInvalidArgument,
-         "dataset.name: imagenet-folder is not supported by this build yet; allowed: fashion-mnist, synthetic");
-  Fail(ErrorCode::kInvalidArgument,
-       "dataset.name: unknown data set '" + spec.name + "'; allowed: fashion-mnist, synthetic");
+  if (IsRecordDataset(spec.name))
+    Fail(ErrorCode::kInvalidArgument, "dataset.name: '" + spec.name +
+                                          "' is a record data set, streamed by OpenDataSource (pipeline.h), "
+                                          "never loaded into memory; in memory: fashion-mnist, synthetic");
+  Fail(ErrorCode::kInvalidArgument, "dataset.name: unknown data set '" + spec.name +
+                                        "'; allowed: fashion-mnist, synthetic, imagenet-folder, shards");
 }
 
 }  // namespace dtrain::data

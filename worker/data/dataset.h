@@ -5,8 +5,9 @@
 //
 // LoadDataset dispatches on DatasetSpec::name: "fashion-mnist" reads the four
 // IDX files (.gz or plain) under spec.path; "synthetic" generates a learnable
-// set from the job seed; "imagenet-folder" is not implemented yet and is
-// rejected with Error(kInvalidArgument); any other name likewise.
+// set from the job seed; "imagenet-folder" and "shards" are
+// record data sets streamed by pipeline.h, and are refused here, as is any
+// other name (Error(kInvalidArgument)).
 #pragma once
 
 #include <cstdint>

@@ -31,13 +31,43 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> train, const LoaderOptio
       sampler_(data_ ? data_->size : 0, options.world_size, options.rank, options.batch_per_rank, options.seed),
       next_epoch_(options.start_epoch),
       next_step_(options.start_step) {
+  const Dataset* set = data_.get();
+  const AugmentSpec augment = options.augment;
+  const uint64_t seed = options.seed;
+  fill_ = [set, augment, seed](int64_t epoch, const int64_t* indices, int64_t count, Batch* b) {
+    const int64_t image = set->image_bytes();
+    b->channels = set->channels;
+    b->height = set->height;
+    b->width = set->width;
+    b->images.resize(count * image);
+    b->labels.resize(count);
+    for (int64_t i = 0; i < count; ++i) {
+      b->labels[i] = set->labels[indices[i]];
+      AugmentImage(*set, indices[i], augment, DrawCropFlip(augment, seed, epoch, indices[i]),
+                   b->images.data() + i * image);
+    }
+  };
+  Start();
+}
+
+BatchLoader::BatchLoader(int64_t n, const LoaderOptions& options, FillBatch fill)
+    : fill_(std::move(fill)),
+      options_(options),
+      sampler_(n, options.world_size, options.rank, options.batch_per_rank, options.seed),
+      next_epoch_(options.start_epoch),
+      next_step_(options.start_step) {
+  Start();
+}
+
+void BatchLoader::Start() {
+  const LoaderOptions& options = options_;
   if (options.prefetch_depth < 1 || options.prefetch_depth > 16)
     Fail(ErrorCode::kInvalidArgument,
          "BatchLoader: prefetch_depth " + std::to_string(options.prefetch_depth) + " outside [1, 16]");
   if (sampler_.steps_per_epoch() == 0)
-    Fail(ErrorCode::kInvalidArgument,
-         "BatchLoader: the training set has " + std::to_string(data_->size) + " images, fewer than one global batch (" +
-             std::to_string(options.world_size) + " workers × " + std::to_string(options.batch_per_rank) + ")");
+    Fail(ErrorCode::kInvalidArgument, "BatchLoader: the training set has fewer images than one global batch (" +
+                                          std::to_string(options.world_size) + " workers × " +
+                                          std::to_string(options.batch_per_rank) + ")");
   if (options.start_epoch < 0 || options.start_step < 0 || options.start_step >= sampler_.steps_per_epoch())
     Fail(ErrorCode::kInvalidArgument, "BatchLoader: start (epoch " + std::to_string(options.start_epoch) + ", step " +
                                           std::to_string(options.start_step) + ") outside the schedule");
@@ -55,24 +85,20 @@ BatchLoader::~BatchLoader() {
 
 void BatchLoader::Run() {
   try {
-    const Dataset& set = *data_;
     const int64_t batch = options_.batch_per_rank;
-    const int64_t image = set.image_bytes();
     int64_t epoch = options_.start_epoch, step = options_.start_step;
     std::vector<int64_t> indices = sampler_.EpochIndices(epoch);
     for (;;) {
-      Batch b = EmptyBatch(set, epoch, step, batch);
-      for (int64_t i = 0; i < batch; ++i) {
-        if (i % 32 == 0) {  // a cheap check so shutdown never waits for a whole batch
-          std::lock_guard<std::mutex> lock(mu_);
-          if (stop_) return;
-        }
-        const int64_t index = indices[step * batch + i];
-        b.indices[i] = index;
-        b.labels[i] = set.labels[index];
-        AugmentImage(set, index, options_.augment, DrawCropFlip(options_.augment, options_.seed, epoch, index),
-                     b.images.data() + i * image);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return;
       }
+      Batch b;
+      b.epoch = epoch;
+      b.step = step;
+      b.size = batch;
+      b.indices.assign(indices.begin() + step * batch, indices.begin() + (step + 1) * batch);
+      fill_(epoch, b.indices.data(), batch, &b);
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stop_ || static_cast<int>(queue_.size()) < options_.prefetch_depth; });
@@ -123,8 +149,8 @@ Batch BatchLoader::Next(const Deadline& deadline) {
 EvalIterator::EvalIterator(std::shared_ptr<const Dataset> test, int world_size, int rank, int batch)
     : data_(std::move(test)), batch_(batch) {
   if (!data_ || batch < 1)
-    Fail(ErrorCode::kInvalidArgument, "EvalIterator: need a test set and batch >= 1, got batch " +
-                                          std::to_string(batch));
+    Fail(ErrorCode::kInvalidArgument,
+         "EvalIterator: need a test set and batch >= 1, got batch " + std::to_string(batch));
   share_ = EvalShare(data_->size, world_size, rank);
 }
 

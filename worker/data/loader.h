@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,19 +26,11 @@
 
 #include "common/deadline.h"
 #include "common/job_spec.h"
+#include "worker/data/batch.h"
 #include "worker/data/dataset.h"
 #include "worker/data/sampler.h"
 
 namespace dtrain::data {
-
-struct Batch {
-  int64_t epoch = 0, step = 0;
-  int64_t size = 0;  // images in this batch
-  int channels = 0, height = 0, width = 0;
-  std::vector<float> images;     // size × channels × height × width
-  std::vector<int32_t> labels;   // size
-  std::vector<int64_t> indices;  // the data-set index of each image
-};
 
 struct LoaderOptions {
   int world_size = 1;
@@ -50,11 +43,18 @@ struct LoaderOptions {
   int64_t start_step = 0;
 };
 
+// Fills out->images or out->pixels, labels and the shape for the `count`
+// data-set indices of one batch of `epoch` (the loader sets epoch, step, size
+// and indices). Called on the loader's thread, one batch at a time.
+using FillBatch = std::function<void(int64_t epoch, const int64_t* indices, int64_t count, Batch* out)>;
+
 class BatchLoader {
  public:
   // Error(kInvalidArgument) on bad options or a data set smaller than one
   // global batch (world_size · batch_per_rank images).
   BatchLoader(std::shared_ptr<const Dataset> train, const LoaderOptions& options);
+  // The same order and queue over any `n` records, filled by `fill`.
+  BatchLoader(int64_t n, const LoaderOptions& options, FillBatch fill);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -65,9 +65,11 @@ class BatchLoader {
   Batch Next(const Deadline& deadline);
 
  private:
+  void Start();
   void Run();
 
   std::shared_ptr<const Dataset> data_;
+  FillBatch fill_;
   LoaderOptions options_;
   Sampler sampler_;
   std::mutex mu_;

@@ -48,7 +48,7 @@ class CpuEngine final : public TrainEngine {
     const auto t0 = Clock::now();
     reducer_.BeginStep();
     const model::StepResult r =
-        model_->Forward(b.images.data(), b.labels.data(), int(b.size), true, opt_.label_smoothing);
+        model_->Forward(Input(b), b.labels.data(), int(b.size), true, opt_.label_smoothing);
     model_->Backward(ready_);
     const auto t1 = Clock::now();
     if (opt_.on_wait) opt_.on_wait(true);
@@ -66,7 +66,7 @@ class CpuEngine final : public TrainEngine {
   }
 
   int64_t Predict(const data::Batch& b) override {
-    return model_->Predict(b.images.data(), b.labels.data(), int(b.size));
+    return model_->Predict(Input(b), b.labels.data(), int(b.size));
   }
 
   void ExportState(EngineState* st) override {
@@ -85,7 +85,7 @@ class CpuEngine final : public TrainEngine {
 
   double ComputeGradients(const data::Batch& b, std::vector<float>* grads) override {
     const model::StepResult r =
-        model_->Forward(b.images.data(), b.labels.data(), int(b.size), true, opt_.label_smoothing);
+        model_->Forward(Input(b), b.labels.data(), int(b.size), true, opt_.label_smoothing);
     model_->Backward();
     grads->assign(model_->grads(), model_->grads() + model_->num_params());
     return r.loss;
@@ -98,11 +98,15 @@ class CpuEngine final : public TrainEngine {
   }
 
  private:
+  // fp32 NCHW input: the batch's own, or its uint8 pixels normalised here.
+  const float* Input(const data::Batch& b) { return data::NormalizedNchw(b, &input_); }
+
   EngineOptions opt_;
   std::unique_ptr<model::Model<float>> model_;
   optim::Optimizer optimizer_;
   GradAllreducer reducer_;
   const std::function<void(int)> ready_ = [this](int t) { reducer_.OnTensorReady(t); };
+  std::vector<float> input_;
 };
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cudnn_check.h"
 #include "kernels/cuda/dnn_versions.h"
+#include "kernels/cuda/input_norm.h"
 #include "kernels/cuda/input_pack.h"
 #include "kernels/cuda/lars_update.h"
 #include "kernels/cuda/loss_scale.h"
@@ -365,24 +366,36 @@ void CudaEngine::Upload(const data::Batch& b, bool training) {
                                           std::to_string(arch_.image_size) + "x" + std::to_string(arch_.image_size));
   }
   const size_t pixels = size_t(b.size) * b.channels * b.height * b.width;
-  if (b.images.size() != pixels || b.labels.size() != size_t(b.size)) {
-    Fail(ErrorCode::kInvalidArgument, "CUDA engine: malformed batch: " + std::to_string(b.images.size()) +
-                                          " values and " + std::to_string(b.labels.size()) + " labels for " +
+  const bool raw = b.images.empty();  // uint8 NHWC from the JPEG pipeline, normalised here on the device
+  if ((raw ? b.pixels.size() : b.images.size()) != pixels || b.labels.size() != size_t(b.size) ||
+      (raw && (b.mean.size() != size_t(b.channels) || b.std.size() != size_t(b.channels)))) {
+    Fail(ErrorCode::kInvalidArgument, "CUDA engine: malformed batch: " +
+                                          std::to_string(raw ? b.pixels.size() : b.images.size()) + " values, " +
+                                          std::to_string(b.labels.size()) + " labels and " +
+                                          std::to_string(b.mean.size()) + " channel means for " +
                                           std::to_string(b.size) + " images of " + std::to_string(b.channels) +
                                           "x" + std::to_string(b.height) + "x" + std::to_string(b.width));
   }
   last_n_ = int(b.size);
   if (training && resident && uploaded_) return;
-  const size_t bytes = b.images.size() * sizeof(float);
-  std::memcpy(h_images_.as<void>(), b.images.data(), bytes);
+  // images32_/h_images_ hold fp32 NCHW or, 4x smaller, the uint8 NHWC pixels.
+  const size_t bytes = raw ? pixels : pixels * sizeof(float);
+  std::memcpy(h_images_.as<void>(), raw ? static_cast<const void*>(b.pixels.data()) : b.images.data(), bytes);
   std::memcpy(h_labels_.as<void>(), b.labels.data(), b.labels.size() * sizeof(int32_t));
   CUDA_CHECK(cudaMemcpyAsync(images32_.as<void>(), h_images_.as<void>(), bytes, cudaMemcpyHostToDevice, copy_));
   CUDA_CHECK(cudaMemcpyAsync(labels_.as<void>(), h_labels_.as<void>(), b.labels.size() * sizeof(int32_t),
                              cudaMemcpyHostToDevice, copy_));
   CUDA_CHECK(cudaEventRecord(ev_input_, copy_));
   CUDA_CHECK(cudaStreamWaitEvent(compute_, ev_input_, 0));
-  cuda::PackNchwToHalfNhwc(images32_.as<float>(), int(b.size), b.channels, b.height, b.width, plan_.input_c_pad,
-                           images16_.as<__half>(), compute_);
+  if (raw) {
+    const cpu::InputNormShape shape{.n = int(b.size), .c = b.channels, .h = b.height, .w = b.width,
+                                    .layout = cpu::PixelLayout::kNHWC, .c_pad = plan_.input_c_pad};
+    cuda::NormalizeToHalfNHWC(shape, images32_.as<uint8_t>(), 1.0f / 255.0f, b.mean.data(), b.std.data(),
+                              images16_.as<__half>(), compute_);
+  } else {
+    cuda::PackNchwToHalfNhwc(images32_.as<float>(), int(b.size), b.channels, b.height, b.width, plan_.input_c_pad,
+                             images16_.as<__half>(), compute_);
+  }
   uploaded_ = training;
 }
 

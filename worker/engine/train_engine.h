@@ -27,7 +27,7 @@
 
 #include "common/job_spec.h"
 #include "worker/comm/communicator.h"
-#include "worker/data/loader.h"
+#include "worker/data/batch.h"
 #include "worker/model/model.h"
 
 namespace dtrain::engine {

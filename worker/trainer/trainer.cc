@@ -7,8 +7,7 @@
 #include <memory>
 
 #include "common/error.h"
-#include "worker/data/dataset.h"
-#include "worker/data/loader.h"
+#include "worker/data/pipeline.h"
 #include "worker/engine/train_engine.h"
 #include "worker/optim/lr_schedule.h"
 #include "worker/trainer/checkpointing.h"
@@ -25,12 +24,11 @@ double Since(Clock::time_point t0) {
 
 // Top-1 accuracy over the whole test set: each rank predicts its share, the
 // counts are summed over ranks.
-double Evaluate(engine::TrainEngine& e, const std::shared_ptr<const data::Dataset>& test,
-                const JobSpec& spec, const TrainEnv& env) {
-  data::EvalIterator it(test, env.world_size, env.rank, spec.batch_per_worker);
+double Evaluate(engine::TrainEngine& e, data::DataSource& data, const JobSpec& spec, const TrainEnv& env) {
+  std::unique_ptr<data::EvalStream> it = data.Eval(env.world_size, env.rank, spec.batch_per_worker);
   double counts[2] = {0, 0};  // correct, seen (exact in fp32 below 2^24)
   data::Batch b;
-  while (it.Next(&b)) {
+  while (it->Next(&b)) {
     counts[0] += static_cast<double>(e.Predict(b));
     counts[1] += static_cast<double>(b.size);
   }
@@ -92,18 +90,15 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   if (!env.comm) Fail(ErrorCode::kInvalidArgument, "RunTraining: no communicator");
   const std::string precision = ResolvePrecision(spec.precision, env.device);
   const auto t_start = Clock::now();
-  data::TrainTest sets = data::LoadDataset(spec.dataset, env.seed);
-  auto train = std::make_shared<const data::Dataset>(std::move(sets.train));
-  auto test = std::make_shared<const data::Dataset>(std::move(sets.test));
-  if (train->height != train->width) {
-    Fail(ErrorCode::kInvalidArgument, "the data set's images are not square");
-  }
+  std::unique_ptr<data::DataSource> source =
+      data::OpenDataSource(spec.dataset, spec.augment, env.seed, std::max(1, env.data_threads));
+  const data::DataInfo& info = source->info();
 
   engine::EngineOptions eo;
   eo.model_name = spec.model;
-  eo.model.in_channels = train->channels;
-  eo.model.num_classes = train->classes;
-  eo.model.image_size = train->height;
+  eo.model.in_channels = info.channels;
+  eo.model.num_classes = info.classes;
+  eo.model.image_size = info.image_size;
   eo.model.bn_momentum = spec.bn_momentum;
   eo.model.bn_epsilon = spec.bn_epsilon;
   eo.model.zero_init_residual = spec.zero_init_residual;
@@ -138,8 +133,8 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   const double wire_bytes = spec.allreduce.dtype == "fp16" ? 2.0 : 4.0;
   const size_t num_params = eng->arch().num_params;
 
-  const int64_t spe0 = data::StepsPerEpoch(train->size, env.world_size, spec.batch_per_worker);
-  const RunPosition pos{env.world_size, env.rank, env.seed, train->size, std::max<int64_t>(1, spe0)};
+  const int64_t spe0 = data::StepsPerEpoch(info.train_size, env.world_size, spec.batch_per_worker);
+  const RunPosition pos{env.world_size, env.rank, env.seed, info.train_size, std::max<int64_t>(1, spe0)};
   int64_t start = 0;
   if (!env.resume_dir.empty()) {
     start = LoadCheckpoint(env.resume_dir, spec, pos, *eng);
@@ -154,8 +149,8 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   lo.augment = spec.augment;
   lo.start_epoch = start / pos.steps_per_epoch;
   lo.start_step = start % pos.steps_per_epoch;
-  data::BatchLoader loader(train, lo);
-  const int64_t spe = loader.steps_per_epoch();
+  std::unique_ptr<data::TrainStream> loader = source->Train(lo);
+  const int64_t spe = loader->steps_per_epoch();
   int64_t total = spe * spec.epochs;
   if (spec.max_steps > 0) total = std::min(total, spec.max_steps);
   const int64_t eval_every = std::max<int64_t>(1, std::llround(spec.eval_every_epochs * double(spe)));
@@ -163,16 +158,16 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     spdlog::info("initial weights checksum {:016x}, identical on all {} ranks", initial_checksum,
                  env.world_size);
     spdlog::info("training {} on {} ({} params, {} tensors, {} buckets of >= {} MiB, wire {}) on {} "
-                 "images x {} ranks, batch {} per rank, {} steps per epoch, {} steps",
+                 "x {} ranks, batch {} per rank, {} steps per epoch, {} steps",
                  spec.model, eng->describe(), num_params, eng->arch().tensors.size(), eng->num_buckets(),
-                 spec.allreduce.bucket_mb, spec.allreduce.dtype, train->size, env.world_size,
+                 spec.allreduce.bucket_mb, spec.allreduce.dtype, info.description, env.world_size,
                  spec.batch_per_worker, spe, total);
   }
   if (mlperf) {
     mlperf->RunStart(spec, {.world_size = env.world_size,
                             .seed = env.seed,
-                            .train_samples = train->size,
-                            .eval_samples = test->size,
+                            .train_samples = info.train_size,
+                            .eval_samples = info.test_size,
                             .steps_per_epoch = spe,
                             .total_steps = total,
                             .eval_every_steps = eval_every});
@@ -192,7 +187,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     CheckAbort(env);
     if (mlperf) mlperf->StepStart(step);
     const auto t0 = Clock::now();
-    data::Batch batch = loader.Next(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+    data::Batch batch = loader->Next(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
     const auto t1 = Clock::now();
     const double lr = schedule.lr(step, spe, total);
     current_step = step + 1;
@@ -202,6 +197,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     p.allreduce_seconds = r.allreduce_seconds;
     p.allreduce_bytes = double(num_params) * wire_bytes;
     p.loss_scale = r.loss_scale;
+    p.bad_records = source->bad_records();
     if (r.skipped) ++out.skipped_steps;
     if (!std::isfinite(r.loss)) {
       Fail(ErrorCode::kInternal, "loss is " + std::to_string(r.loss) + " at step " +
@@ -236,7 +232,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
       if (mlperf) mlperf->EvalStart(step + 1);
-      p.eval_accuracy = Evaluate(*eng, test, spec, env);
+      p.eval_accuracy = Evaluate(*eng, *source, spec, env);
       if (mlperf) mlperf->EvalStop(step + 1, p.eval_accuracy);
       if (env.rank == 0) {
         spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}, {:.0f} img/s",
@@ -274,6 +270,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     out.comm_seconds = sum_comm / measured;
     out.update_seconds = sum_update / measured;
   }
+  out.bad_records = source->bad_records();
   out.initial_checksum = initial_checksum;
   out.weight_checksum = eng->Checksum();
   if (env.final_params) {

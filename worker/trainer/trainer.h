@@ -33,6 +33,7 @@ struct TrainProgress {
   double allreduce_bytes = 0;    // gradient bytes on the wire this step
   double allreduce_seconds = 0;  // time the communication spent on them
   double loss_scale = 1;         // fp16: the dynamic loss scale after this step
+  int64_t bad_records = 0;       // record data sets: unreadable images replaced so far (this rank)
   std::string message;
 };
 
@@ -48,6 +49,7 @@ struct TrainOutcome {
   uint64_t weight_checksum = 0;   // of the final weights
   int64_t resumed_from_step = 0;  // 0: started fresh
   int64_t skipped_steps = 0;      // fp16: updates skipped on an overflow
+  int64_t bad_records = 0;        // record data sets: unreadable images replaced (this rank)
   // Mean seconds per step by phase (after warm-up).
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
 };
@@ -60,6 +62,7 @@ struct TrainEnv {
   int rank = 0;
   int world_size = 1;
   uint64_t seed = 0;
+  int data_threads = 1;  // record data sets: threads decoding images (>= 1)
   comm::Communicator* comm = nullptr;
   const std::atomic<bool>* abort = nullptr;
   std::function<void(const TrainProgress&)> on_progress;  // after every step

@@ -1,0 +1,217 @@
+// decode_bench: the CPU cost of ImageNet training input, per image. Reads
+// every image file under DIR into memory first (the disk is not measured),
+// then on T threads decodes each with a torchvision RandomResizedCrop box
+// (scale 0.08-1, ratio 3/4-4/3) and a random horizontal flip into a 224×224
+// RGB uint8 crop (DecodeCropResize), with and without DCT scaling. Prints
+// images/s and images/s per thread (= per core when T <= cores) for T = 1 and
+// T = all cores, the share of images DCT scaling applied to (ChooseDctScale
+// < 8: JPEG boxes >= 2x the output; none for ImageNet-sized files at 224),
+// and machine-readable "RESULT mode threads images seconds images_per_s"
+// lines for bench/decode_vs_pillow.sh. No assertions: it reports.
+//   usage: decode_bench DIR [--seconds S] [--threads 1,N] [--dct both|on|off] [--size 224] [--seed 1]
+// Boxes and flips are a function of (seed, file index, pass), never of timing.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "worker/data/crop_box.h"
+#include "worker/data/image_decode.h"
+#include "worker/data/random.h"
+
+namespace {
+
+using namespace dtrain;
+using namespace dtrain::data;
+namespace fs = std::filesystem;
+
+struct File {
+  std::string path;
+  std::vector<uint8_t> bytes;
+};
+
+bool IsImage(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e == ".jpeg" || e == ".jpg" || e == ".png";
+}
+
+std::vector<File> LoadAll(const std::string& dir) {
+  if (!fs::is_directory(dir)) Fail(ErrorCode::kNotFound, dir + ": not a directory");
+  std::vector<std::string> paths;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && IsImage(e.path())) paths.push_back(e.path().string());
+  std::sort(paths.begin(), paths.end());
+  if (paths.empty()) Fail(ErrorCode::kNotFound, dir + ": no .jpeg/.jpg/.png files below it");
+  std::vector<File> files;
+  files.reserve(paths.size());
+  for (auto& p : paths) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) Fail(ErrorCode::kNotFound, p + ": cannot open");
+    files.push_back({p, std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>())});
+  }
+  return files;
+}
+
+struct Config {
+  double seconds = 3.0;
+  std::vector<int> threads;
+  std::vector<bool> dct = {true, false};
+  int size = 224;
+  uint64_t seed = 1;
+};
+
+// One image: its RandomResizedCrop box and flip from (seed, file, pass), then
+// the decode. Returns whether DCT scaling applied; errors name the file.
+bool DoOne(const File& f, uint64_t seed, uint64_t index, uint64_t pass, const Config& c, bool dct,
+           std::vector<uint8_t>* out, DecodeScratch* scratch) {
+  try {
+    ImageInfo info = ReadImageInfo(f.bytes.data(), f.bytes.size());
+    Rng rng(Hash(seed, index, pass));
+    IntBox b = RandomResizedCropBox(info.width, info.height, RrcParams{}, [&] { return rng.Uniform(); });
+    bool flip = rng.Uniform() < 0.5;
+    DecodeCropResize(f.bytes.data(), f.bytes.size(), CropBoxF(b), c.size, c.size, flip, ColorMode::kRgb, dct,
+                     out->data(), scratch);
+    return dct && info.format == ImageFormat::kJpeg && ChooseDctScale(b.width, b.height, c.size, c.size) < 8;
+  } catch (const Error& e) {
+    throw Error(e.code(), f.path + ": " + e.what());
+  }
+}
+
+struct Result {
+  long images = 0, scaled = 0;
+  double seconds = 0;
+};
+
+// T threads take the next image from a shared counter until S seconds have
+// passed (checked per image); the images done are counted.
+Result Measure(const std::vector<File>& files, const Config& c, int threads, bool dct) {
+  std::atomic<long> next{0};
+  std::atomic<bool> stop{false};
+  std::vector<long> done(threads, 0), scaled(threads, 0);
+  std::vector<std::string> errors(threads);
+  auto t0 = std::chrono::steady_clock::now();
+  auto deadline = t0 + std::chrono::duration<double>(c.seconds);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<uint8_t> out(size_t(c.size) * c.size * 3);
+      DecodeScratch scratch;
+      try {
+        while (!stop.load(std::memory_order_relaxed)) {
+          long k = next.fetch_add(1, std::memory_order_relaxed);
+          scaled[t] += DoOne(files[k % files.size()], c.seed, k % files.size(), k / files.size(), c, dct, &out,
+                             &scratch);
+          ++done[t];
+          if (std::chrono::steady_clock::now() >= deadline) stop = true;
+        }
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+        stop = true;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (!e.empty()) Fail(ErrorCode::kDataLoss, e);
+  Result r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int t = 0; t < threads; ++t) r.images += done[t], r.scaled += scaled[t];
+  return r;
+}
+
+Config Parse(int argc, char** argv, std::string* dir) {
+  Config c;
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  c.threads = {1};
+  if (cores > 1) c.threads.push_back(cores);
+  auto need = [&](int i) {
+    if (i + 1 >= argc) Fail(ErrorCode::kInvalidArgument, std::string(argv[i]) + " needs a value");
+    return std::string(argv[i + 1]);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--seconds") {
+      c.seconds = std::atof(need(i).c_str()), ++i;
+      if (!(c.seconds > 0)) Fail(ErrorCode::kInvalidArgument, "--seconds must be > 0");
+    } else if (a == "--threads") {
+      c.threads.clear();
+      std::stringstream ss(need(i));
+      ++i;
+      for (std::string t; std::getline(ss, t, ',');) {
+        int n = std::atoi(t.c_str());
+        if (n < 1 || n > 1024) Fail(ErrorCode::kInvalidArgument, "--threads: '" + t + "' is not in 1..1024");
+        c.threads.push_back(n);
+      }
+    } else if (a == "--dct") {
+      std::string v = need(i);
+      ++i;
+      if (v == "both") c.dct = {true, false};
+      else if (v == "on") c.dct = {true};
+      else if (v == "off") c.dct = {false};
+      else Fail(ErrorCode::kInvalidArgument, "--dct '" + v + "': both, on or off");
+    } else if (a == "--size") {
+      c.size = std::atoi(need(i).c_str()), ++i;
+      if (c.size < 1 || c.size > 4096) Fail(ErrorCode::kInvalidArgument, "--size must be in 1..4096");
+    } else if (a == "--seed") {
+      c.seed = std::strtoull(need(i).c_str(), nullptr, 10), ++i;
+    } else if (dir->empty() && a[0] != '-') {
+      *dir = a;
+    } else {
+      Fail(ErrorCode::kInvalidArgument,
+           "usage: decode_bench DIR [--seconds S] [--threads 1,N] [--dct both|on|off] [--size 224] [--seed 1]");
+    }
+  }
+  if (dir->empty()) Fail(ErrorCode::kInvalidArgument, "decode_bench: DIR (an image folder) is required");
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string dir;
+    Config c = Parse(argc, argv, &dir);
+    std::vector<File> files = LoadAll(dir);
+    size_t bytes = 0;
+    for (auto& f : files) bytes += f.bytes.size();
+    std::printf("decode_bench: %zu files, %.1f MB (%.1f KB/file) from %s, %u hardware threads, %dx%d RGB output\n",
+                files.size(), bytes / 1e6, bytes / 1e3 / files.size(), dir.c_str(),
+                std::thread::hardware_concurrency(), c.size, c.size);
+    {  // warm-up: page in the code and the scratch buffers, and fail early on a bad file
+      Config w = c;
+      w.seconds = 0.2;
+      Measure(files, w, 1, true);
+    }
+    std::printf("%-8s %7s %8s %8s %10s %15s %12s\n", "mode", "threads", "images", "seconds", "images/s",
+                "images/s/thread", "DCT-scaled");
+    std::vector<std::string> machine;
+    for (int t : c.threads) {
+      for (bool dct : c.dct) {
+        Result r = Measure(files, c, t, dct);
+        double ips = r.images / r.seconds;
+        const char* mode = dct ? "dct" : "no-dct";
+        std::printf("%-8s %7d %8ld %8.2f %10.1f %15.1f %11.1f%%\n", mode, t, r.images, r.seconds, ips, ips / t,
+                    100.0 * r.scaled / std::max(1L, r.images));
+        std::fflush(stdout);
+        char line[160];
+        std::snprintf(line, sizeof line, "RESULT %s %d %ld %.3f %.1f", mode, t, r.images, r.seconds, ips);
+        machine.push_back(line);
+      }
+    }
+    for (auto& l : machine) std::printf("%s\n", l.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_bench: %s\n", e.what());
+    return 1;
+  }
+}
