@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/deadline.h"
+
 namespace dtrain::data {
 
 struct Batch {
@@ -27,5 +29,22 @@ struct Batch {
 // the in-memory augmenter, so equal pixels give bit-equal inputs.
 // Error(kInvalidArgument) if neither form has size·C·H·W values.
 const float* NormalizedNchw(const Batch& b, std::vector<float>* scratch);
+
+// What the training loop reads batches from (BatchLoader, loader.h).
+class TrainStream {
+ public:
+  virtual ~TrainStream() = default;
+  virtual int64_t steps_per_epoch() const = 0;
+  // The next batch in (epoch, step) order; waits at most until the deadline
+  // (kDeadlineExceeded; kAborted when its abort flag is set).
+  virtual Batch Next(const Deadline& deadline) = 0;
+};
+
+class EvalStream {
+ public:
+  virtual ~EvalStream() = default;
+  virtual int64_t size() const = 0;  // images in this rank's share
+  virtual bool Next(Batch* out) = 0;  // false once the share is exhausted
+};
 
 }  // namespace dtrain::data

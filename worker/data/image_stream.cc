@@ -60,16 +60,6 @@ class RecordEval final : public EvalStream {
   int64_t pos_ = 0, step_ = 0;
 };
 
-class RecordTrain final : public TrainStream {
- public:
-  RecordTrain(int64_t n, const LoaderOptions& lo, FillBatch fill) : loader_(n, lo, std::move(fill)) {}
-  int64_t steps_per_epoch() const override { return loader_.steps_per_epoch(); }
-  Batch Next(const Deadline& deadline) override { return loader_.Next(deadline); }
-
- private:
-  BatchLoader loader_;
-};
-
 class RecordSource final : public DataSource {
  public:
   RecordSource(std::shared_ptr<const ImageRecords> train, std::shared_ptr<const ImageRecords> test,
@@ -102,7 +92,7 @@ class RecordSource final : public DataSource {
   int64_t bad_records() const override { return bad_train_.count() + bad_test_.count(); }
 
   std::unique_ptr<TrainStream> Train(const LoaderOptions& options) override {
-    return std::make_unique<RecordTrain>(
+    return std::make_unique<BatchLoader>(
         train_->size(), options,
         [this](int64_t epoch, const int64_t* idx, int64_t n, Batch* b) { Fill(true, epoch, idx, n, b); });
   }

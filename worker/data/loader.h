@@ -48,7 +48,7 @@ struct LoaderOptions {
 // and indices). Called on the loader's thread, one batch at a time.
 using FillBatch = std::function<void(int64_t epoch, const int64_t* indices, int64_t count, Batch* out)>;
 
-class BatchLoader {
+class BatchLoader final : public TrainStream {
  public:
   // Error(kInvalidArgument) on bad options or a data set smaller than one
   // global batch (world_size · batch_per_rank images).
@@ -59,10 +59,10 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  int64_t steps_per_epoch() const { return sampler_.steps_per_epoch(); }
+  int64_t steps_per_epoch() const override { return sampler_.steps_per_epoch(); }
 
   // The next batch in (epoch, step) order.
-  Batch Next(const Deadline& deadline);
+  Batch Next(const Deadline& deadline) override;
 
  private:
   void Start();
@@ -81,14 +81,14 @@ class BatchLoader {
   std::thread thread_;
 };
 
-class EvalIterator {
+class EvalIterator final : public EvalStream {
  public:
   EvalIterator(std::shared_ptr<const Dataset> test, int world_size, int rank, int batch);
 
-  int64_t size() const { return static_cast<int64_t>(share_.size()); }  // images in this share
+  int64_t size() const override { return static_cast<int64_t>(share_.size()); }  // images in this share
 
   // Fills `out` with the next batch; false once the share is exhausted.
-  bool Next(Batch* out);
+  bool Next(Batch* out) override;
 
  private:
   std::shared_ptr<const Dataset> data_;

@@ -9,27 +9,6 @@
 namespace dtrain::data {
 namespace {
 
-class MemoryTrain final : public TrainStream {
- public:
-  MemoryTrain(std::shared_ptr<const Dataset> set, const LoaderOptions& o) : loader_(std::move(set), o) {}
-  int64_t steps_per_epoch() const override { return loader_.steps_per_epoch(); }
-  Batch Next(const Deadline& deadline) override { return loader_.Next(deadline); }
-
- private:
-  BatchLoader loader_;
-};
-
-class MemoryEval final : public EvalStream {
- public:
-  MemoryEval(std::shared_ptr<const Dataset> set, int world, int rank, int batch)
-      : it_(std::move(set), world, rank, batch) {}
-  int64_t size() const override { return it_.size(); }
-  bool Next(Batch* out) override { return it_.Next(out); }
-
- private:
-  EvalIterator it_;
-};
-
 // Fashion-MNIST and synthetic: loaded whole.
 class MemorySource final : public DataSource {
  public:
@@ -47,10 +26,10 @@ class MemorySource final : public DataSource {
   }
   const DataInfo& info() const override { return info_; }
   std::unique_ptr<TrainStream> Train(const LoaderOptions& o) override {
-    return std::make_unique<MemoryTrain>(train_, o);
+    return std::make_unique<BatchLoader>(train_, o);
   }
   std::unique_ptr<EvalStream> Eval(int world, int rank, int batch) override {
-    return std::make_unique<MemoryEval>(test_, world, rank, batch);
+    return std::make_unique<EvalIterator>(test_, world, rank, batch);
   }
 
  private:

@@ -31,22 +31,6 @@ struct DataInfo {
   std::string description;  // for the start-of-run log line
 };
 
-class TrainStream {
- public:
-  virtual ~TrainStream() = default;
-  virtual int64_t steps_per_epoch() const = 0;
-  // The next batch in (epoch, step) order; waits at most until the deadline
-  // (kDeadlineExceeded; kAborted when its abort flag is set).
-  virtual Batch Next(const Deadline& deadline) = 0;
-};
-
-class EvalStream {
- public:
-  virtual ~EvalStream() = default;
-  virtual int64_t size() const = 0;  // images in this rank's share
-  virtual bool Next(Batch* out) = 0;  // false once the share is exhausted
-};
-
 class DataSource {
  public:
   virtual ~DataSource() = default;
