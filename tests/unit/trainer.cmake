@@ -2,3 +2,4 @@
 dtrain_unit_test(trainer_test SOURCES trainer_test.cc LIBS dtrain_trainer dtrain_comm)
 # checkpoints: bit-identical resume, pruning, refusal of mismatched or damaged ones, elastic position
 dtrain_unit_test(trainer_checkpoint_test SOURCES trainer_checkpoint_test.cc LIBS dtrain_trainer dtrain_comm)
+dtrain_unit_test(trainer_bn_average_test SOURCES trainer_bn_average_test.cc LIBS dtrain_trainer dtrain_comm)

@@ -91,6 +91,15 @@ class CpuEngine final : public TrainEngine {
     return r.loss;
   }
 
+  void GetBnRunning(std::vector<float>* out) override {
+    out->assign(model_->buffers(), model_->buffers() + model_->num_buffers());
+  }
+
+  void SetBnRunning(const std::vector<float>& v) override {
+    CheckBnSize(v, model_->arch());
+    std::copy(v.begin(), v.end(), model_->buffers());
+  }
+
   std::vector<model::LayerTime> TakeProfile() override {
     std::vector<model::LayerTime> p = model_->profile();
     model_->ResetProfile();

@@ -173,6 +173,8 @@ class CudaEngine final : public TrainEngine {
   void ExportState(EngineState* state) override;
   void ImportState(const EngineState& state) override;
   double ComputeGradients(const data::Batch& batch, std::vector<float>* grads) override;
+  void GetBnRunning(std::vector<float>* out) override;
+  void SetBnRunning(const std::vector<float>& values) override;
   std::vector<model::LayerTime> TakeProfile() override;
 
   bool resident = false;
@@ -539,6 +541,20 @@ void CudaEngine::ImportState(const EngineState& s) {
   cuda::CastFloatToHalf(master_.as<float>(), w16_.as<__half>(), int64_t(plan_.group_elems[0]), compute_);
   SyncBounded(compute_, Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "state import");
   SetLossScale(s.loss_scale);
+}
+
+void CudaEngine::GetBnRunning(std::vector<float>* out) {
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  out->resize(arch_.num_buffers);
+  CopyOn(compute_, out->data(), bn_running_.as<void>(), arch_.num_buffers * sizeof(float), cudaMemcpyDeviceToHost,
+         Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "BN statistics read");
+}
+
+void CudaEngine::SetBnRunning(const std::vector<float>& v) {
+  CheckBnSize(v, arch_);
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  CopyOn(compute_, bn_running_.as<void>(), v.data(), arch_.num_buffers * sizeof(float), cudaMemcpyHostToDevice,
+         Deadline::AfterSeconds(opt_.timeout_seconds, opt_.abort), "BN statistics write");
 }
 
 double CudaEngine::ComputeGradients(const data::Batch& batch, std::vector<float>* grads) {

@@ -35,6 +35,12 @@ void CheckStateSizes(const EngineState& s, const model::ResnetArch& arch, size_t
   if (!(s.loss_scale > 0)) Fail(ErrorCode::kInvalidArgument, "engine state: loss scale must be > 0");
 }
 
+void CheckBnSize(const std::vector<float>& bn_running, const model::ResnetArch& arch) {
+  if (bn_running.size() != arch.num_buffers)
+    Fail(ErrorCode::kInvalidArgument, "BN running statistics: " + std::to_string(bn_running.size()) +
+                                          " values; this model has " + std::to_string(arch.num_buffers));
+}
+
 bool HaveCudaEngine(std::string* why) {
 #ifdef DTRAIN_HAVE_CUDA_ENGINE
   (void)why;

@@ -85,6 +85,10 @@ class TrainEngine {
   // averaging, no update; BN running statistics move as in training).
   // Returns the mean loss; `grads` gets the unscaled gradients, canonical.
   virtual double ComputeGradients(const data::Batch& batch, std::vector<float>* grads) = 0;
+  // The BN running statistics alone (arch().buffers order, fp32), e.g. to
+  // average them over ranks before an evaluation or a checkpoint.
+  virtual void GetBnRunning(std::vector<float>* out) = 0;
+  virtual void SetBnRunning(const std::vector<float>& values) = 0;  // kInvalidArgument on a size mismatch
   // Per-layer or per-family seconds since the last call (profiling on).
   virtual std::vector<model::LayerTime> TakeProfile() { return {}; }
 
@@ -94,6 +98,7 @@ class TrainEngine {
 
 // Checks an imported state's sizes against the architecture.
 void CheckStateSizes(const EngineState& s, const model::ResnetArch& arch, size_t momentum_size);
+void CheckBnSize(const std::vector<float>& bn_running, const model::ResnetArch& arch);
 
 // Whether this build has the CUDA engine, and why not.
 bool HaveCudaEngine(std::string* why);

@@ -10,6 +10,7 @@
 #include "worker/data/pipeline.h"
 #include "worker/engine/train_engine.h"
 #include "worker/optim/lr_schedule.h"
+#include "worker/trainer/bn_average.h"
 #include "worker/trainer/checkpointing.h"
 #include "worker/trainer/mlperf_log.h"
 
@@ -68,6 +69,19 @@ void VerifySameWeights(engine::TrainEngine& e, const JobSpec& spec, const TrainE
 
 }  // namespace
 
+model::ModelOptions ModelOptionsFor(const JobSpec& spec, const data::DataInfo& info) {
+  model::ModelOptions m;
+  m.in_channels = info.channels;
+  m.num_classes = info.classes;
+  m.image_size = info.image_size;
+  m.bn_momentum = spec.bn_momentum;
+  m.bn_epsilon = spec.bn_epsilon;
+  m.zero_init_residual = spec.zero_init_residual;
+  m.batch_norm = spec.batch_norm;
+  m.max_batch = spec.batch_per_worker;
+  return m;
+}
+
 std::string ResolvePrecision(const std::string& precision, const std::string& device) {
   if (precision == "auto") return device == "cuda" ? "fp16" : "fp32";
   if (device == "cuda" && precision != "fp16") {
@@ -96,14 +110,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
 
   engine::EngineOptions eo;
   eo.model_name = spec.model;
-  eo.model.in_channels = info.channels;
-  eo.model.num_classes = info.classes;
-  eo.model.image_size = info.image_size;
-  eo.model.bn_momentum = spec.bn_momentum;
-  eo.model.bn_epsilon = spec.bn_epsilon;
-  eo.model.zero_init_residual = spec.zero_init_residual;
-  eo.model.batch_norm = spec.batch_norm;
-  eo.model.max_batch = spec.batch_per_worker;
+  eo.model = ModelOptionsFor(spec, info);
   eo.seed = env.seed;
   eo.optimizer = spec.optimizer;
   eo.label_smoothing = spec.label_smoothing;
@@ -182,6 +189,14 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   const int64_t warm = start + std::min<int64_t>(3, (total - start) / 2);  // steps left out of the means
   double sum_step = 0, sum_data = 0, sum_compute = 0, sum_comm = 0, sum_update = 0;
   int64_t measured = 0;
+  // BN running statistics are averaged over the ranks before every evaluation
+  // and checkpoint (bn_average.h), once per step at most.
+  bool bn_averaged = false;
+  auto average_bn = [&] {
+    if (bn_averaged) return;
+    AverageBnStatistics(*eng, *env.comm, Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+    bn_averaged = true;
+  };
   const auto t_loop = Clock::now();
   for (int64_t step = start; step < total; ++step) {
     CheckAbort(env);
@@ -192,6 +207,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const double lr = schedule.lr(step, spe, total);
     current_step = step + 1;
     const engine::StepStats r = eng->Step(batch, lr);
+    bn_averaged = false;
     const auto t2 = Clock::now();
     p.comm_seconds = r.comm_seconds;
     p.allreduce_seconds = r.allreduce_seconds;
@@ -232,6 +248,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
       if (mlperf) mlperf->EvalStart(step + 1);
+      average_bn();
       p.eval_accuracy = Evaluate(*eng, *source, spec, env);
       if (mlperf) mlperf->EvalStop(step + 1, p.eval_accuracy);
       if (env.rank == 0) {
@@ -246,6 +263,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     if (!env.checkpoint_dir.empty() &&
         (last || out.reached_target || CheckpointDue(spec.checkpoint, step + 1, spe))) {
       const std::string dir = CheckpointStepDir(env.checkpoint_dir, step + 1);
+      average_bn();
       WriteCheckpoint(dir, spec, pos, step + 1, *eng);
       env.comm->Barrier(Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
       if (env.rank == 0) {

@@ -3,7 +3,9 @@
 // (DESIGN.md, "One training step"): data -> forward -> backward with bucketed
 // gradient averaging overlapped (GradAllreducer) -> optimizer update ->
 // progress. Every rank builds the same weights from the job seed (no
-// broadcast), reads its own shard, and evaluates its share of the test set;
+// broadcast), reads its own shard, and evaluates its share of the test set
+// with the BN running statistics averaged over the ranks (bn_average.h: every
+// rank holds the same model, and a checkpoint holds the model evaluated);
 // correct counts are summed over ranks so every rank reports the same
 // accuracy, and `target_accuracy` stops all ranks at the same step. Knows
 // nothing of gRPC: progress goes to a callback.
@@ -17,6 +19,8 @@
 
 #include "common/job_spec.h"
 #include "worker/comm/communicator.h"
+#include "worker/data/pipeline.h"
+#include "worker/model/model.h"
 
 namespace dtrain::trainer {
 
@@ -83,6 +87,10 @@ struct TrainEnv {
   std::vector<double>* losses = nullptr;
   std::vector<float>* final_params = nullptr;
 };
+
+// The model a job trains on a data set (classes, input shape, BN settings,
+// largest batch): the trainer's and any tool's that rebuilds it.
+model::ModelOptions ModelOptionsFor(const JobSpec& spec, const data::DataInfo& info);
 
 // precision "auto" -> fp16 on cuda, fp32 on cpu; fp32 on cuda throws
 // kInvalidArgument saying what to set (fp16 on cpu is refused by the engine).
