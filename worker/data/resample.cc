@@ -9,8 +9,10 @@
 //  * ImagingResampleInner: the horizontal pass first (rows the vertical pass
 //    needs only), rounded to uint8, then the vertical pass; each sum starts at
 //    1 << 21 and is clipped to [0, 255] after >> 22.
-// Integer sums are order-independent, so the vertical pass accumulates row by
-// row (vectorisable) and still gives Pillow's bytes.
+// Integer sums are exact and order-independent, so the SIMD kernels (AVX2
+// when the CPU has it: madd on tap pairs horizontally, 32 bytes at a time in
+// registers vertically; else SSE4.1 / the vectorised loops) regroup them and
+// still give Pillow's bytes.
 // One difference: the box stays in double precision, where Pillow parses it
 // as float32. Integer boxes (RandomResizedCrop) give the same bytes either
 // way. EvalBox's fractional boxes then give exactly torchvision's Resize +
