@@ -10,7 +10,7 @@ PKGS=(
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist mate-backgrounds
-  python3-pil python3-numpy python3-torchvision
+  python3-pil python3-numpy python3-torchvision gnuplot-nox
   python3-grpcio prometheus slurm-wlm munge iproute2 procps openssl
   clang libclang-rt-14-dev
 )
