@@ -2,7 +2,8 @@
 // every image file under DIR into memory first (the disk is not measured),
 // then on T threads decodes each with a torchvision RandomResizedCrop box
 // (scale 0.08-1, ratio 3/4-4/3) and a random horizontal flip into a 224×224
-// RGB uint8 crop (DecodeCropResize), with and without DCT scaling. Prints
+// RGB uint8 crop — the training pipeline's own AugmentTrainImage — with and
+// without DCT scaling. Prints
 // images/s and images/s per thread (= per core when T <= cores) for T = 1 and
 // T = all cores, the share of images DCT scaling applied to (ChooseDctScale
 // < 8: JPEG boxes >= 2x the output; none for ImageNet-sized files at 224),
@@ -24,9 +25,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "worker/data/crop_box.h"
+#include "worker/data/image_augment.h"
 #include "worker/data/image_decode.h"
-#include "worker/data/random.h"
 
 namespace {
 
@@ -70,25 +70,43 @@ struct Config {
   uint64_t seed = 1;
 };
 
-// One image: its RandomResizedCrop box and flip from (seed, file, pass), then
-// the decode. Returns whether DCT scaling applied; errors name the file.
-bool DoOne(const File& f, uint64_t seed, uint64_t index, uint64_t pass, const Config& c, bool dct,
-           std::vector<uint8_t>* out, DecodeScratch* scratch) {
+ImageAugmentOptions Options(const Config& c, bool dct) {
+  ImageAugmentOptions o;
+  o.augment.crop = "random-resized";
+  o.augment.dct_scaling = dct;
+  o.image_size = c.size;
+  o.seed = c.seed;
+  return o;
+}
+
+// One image through the training pipeline's own transform (AugmentTrainImage:
+// RandomResizedCrop box and flip from (seed, pass, index), region decode,
+// resize); errors name the file.
+void DoOne(const File& f, const ImageAugmentOptions& o, uint64_t index, uint64_t pass, std::vector<uint8_t>* out,
+           DecodeScratch* scratch) {
   try {
-    ImageInfo info = ReadImageInfo(f.bytes.data(), f.bytes.size());
-    Rng rng(Hash(seed, index, pass));
-    IntBox b = RandomResizedCropBox(info.width, info.height, RrcParams{}, [&] { return rng.Uniform(); });
-    bool flip = rng.Uniform() < 0.5;
-    DecodeCropResize(f.bytes.data(), f.bytes.size(), CropBoxF(b), c.size, c.size, flip, ColorMode::kRgb, dct,
-                     out->data(), scratch);
-    return dct && info.format == ImageFormat::kJpeg && ChooseDctScale(b.width, b.height, c.size, c.size) < 8;
+    AugmentTrainImage(f.bytes.data(), f.bytes.size(), o, int64_t(pass), int64_t(index), out->data(), scratch);
   } catch (const Error& e) {
     throw Error(e.code(), f.path + ": " + e.what());
   }
 }
 
+// Share of the first pass's crops that decode at a DCT scale below 1 (not timed).
+double ScaledShare(const std::vector<File>& files, const ImageAugmentOptions& o) {
+  if (!o.augment.dct_scaling || files.empty()) return 0;
+  long scaled = 0;
+  for (size_t k = 0; k < files.size(); ++k) {
+    const ImageInfo info = ReadImageInfo(files[k].bytes.data(), files[k].bytes.size());
+    const ResizedCrop rc = DrawResizedCrop(o, info.width, info.height, 0, int64_t(k));
+    scaled += info.format == ImageFormat::kJpeg && ChooseDctScale(rc.box.width, rc.box.height, o.image_size,
+                                                                  o.image_size) < 8;
+  }
+  return double(scaled) / double(files.size());
+}
+
 struct Result {
-  long images = 0, scaled = 0;
+  long images = 0;
+  double scaled_share = 0;
   double seconds = 0;
 };
 
@@ -97,7 +115,8 @@ struct Result {
 Result Measure(const std::vector<File>& files, const Config& c, int threads, bool dct) {
   std::atomic<long> next{0};
   std::atomic<bool> stop{false};
-  std::vector<long> done(threads, 0), scaled(threads, 0);
+  std::vector<long> done(threads, 0);
+  const ImageAugmentOptions o = Options(c, dct);
   std::vector<std::string> errors(threads);
   auto t0 = std::chrono::steady_clock::now();
   auto deadline = t0 + std::chrono::duration<double>(c.seconds);
@@ -109,8 +128,7 @@ Result Measure(const std::vector<File>& files, const Config& c, int threads, boo
       try {
         while (!stop.load(std::memory_order_relaxed)) {
           long k = next.fetch_add(1, std::memory_order_relaxed);
-          scaled[t] += DoOne(files[k % files.size()], c.seed, k % files.size(), k / files.size(), c, dct, &out,
-                             &scratch);
+          DoOne(files[k % files.size()], o, k % files.size(), k / files.size(), &out, &scratch);
           ++done[t];
           if (std::chrono::steady_clock::now() >= deadline) stop = true;
         }
@@ -125,7 +143,8 @@ Result Measure(const std::vector<File>& files, const Config& c, int threads, boo
     if (!e.empty()) Fail(ErrorCode::kDataLoss, e);
   Result r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (int t = 0; t < threads; ++t) r.images += done[t], r.scaled += scaled[t];
+  for (int t = 0; t < threads; ++t) r.images += done[t];
+  r.scaled_share = ScaledShare(files, o);
   return r;
 }
 
@@ -201,7 +220,7 @@ int main(int argc, char** argv) {
         double ips = r.images / r.seconds;
         const char* mode = dct ? "dct" : "no-dct";
         std::printf("%-8s %7d %8ld %8.2f %10.1f %15.1f %11.1f%%\n", mode, t, r.images, r.seconds, ips, ips / t,
-                    100.0 * r.scaled / std::max(1L, r.images));
+                    100.0 * r.scaled_share);
         std::fflush(stdout);
         char line[160];
         std::snprintf(line, sizeof line, "RESULT %s %d %ld %.3f %.1f", mode, t, r.images, r.seconds, ips);

@@ -13,6 +13,7 @@
 #include "common/job_spec.h"
 #include "worker/comm/local_communicator.h"
 #include "worker/data/pipeline.h"
+#include "worker/data/sampler.h"
 #include "worker/engine/train_engine.h"
 #include "worker/trainer/checkpointing.h"
 #include "worker/trainer/trainer.h"
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
     o.comm = comm.get();
     auto e = engine::MakeEngine("cpu", o);
     spec.elastic = true;  // written by several ranks, read by one
-    const int64_t spe = std::max<int64_t>(1, info.train_size / spec.batch_per_worker);
+    const int64_t spe = std::max<int64_t>(1, data::StepsPerEpoch(info.train_size, 1, spec.batch_per_worker));
     trainer::LoadCheckpoint(argv[2], spec, trainer::RunPosition{1, 0, seed, info.train_size, spe}, *e);
     int64_t correct = 0, seen = 0;
     auto it = source->Eval(1, 0, spec.batch_per_worker);

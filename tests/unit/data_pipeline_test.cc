@@ -5,13 +5,13 @@
 // every run; evaluation covers every record once; the pool runs every item
 // once and passes errors on.
 #include <gtest/gtest.h>
-#include <png.h>
 
 #include <atomic>
 #include <set>
 #include <thread>
 
 #include "common/error.h"
+#include "tests/unit/data_image_encode.h"
 #include "worker/data/augment.h"
 #include "worker/data/image_augment.h"
 #include "worker/data/image_stream.h"
@@ -21,23 +21,13 @@
 namespace dtrain::data {
 namespace {
 
-// Image i of an in-memory set (CHW) as a PNG file's bytes (HWC).
+// Image i of an in-memory set (CHW) as an 8-bit PNG file (HWC rows).
 std::vector<uint8_t> EncodePng(const Dataset& set, int64_t i) {
   const int c = set.channels, h = set.height, w = set.width;
-  std::vector<uint8_t> hwc(size_t(c) * h * w);
+  std::vector<std::vector<uint8_t>> rows(h, std::vector<uint8_t>(size_t(w) * c));
   for (int ch = 0; ch < c; ++ch)
-    for (int p = 0; p < h * w; ++p) hwc[size_t(p) * c + ch] = set.image(i)[size_t(ch) * h * w + p];
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  img.width = w;
-  img.height = h;
-  img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-  png_alloc_size_t size = 0;
-  EXPECT_TRUE(png_image_write_to_memory(&img, nullptr, &size, 0, hwc.data(), 0, nullptr));
-  std::vector<uint8_t> out(size);
-  EXPECT_TRUE(png_image_write_to_memory(&img, out.data(), &size, 0, hwc.data(), 0, nullptr));
-  out.resize(size);
-  return out;
+    for (int p = 0; p < h * w; ++p) rows[p / w][size_t(p % w) * c + ch] = set.image(i)[size_t(ch) * h * w + p];
+  return testing::EncodePng(rows, w, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB);
 }
 
 class MemoryRecords final : public ImageRecords {
