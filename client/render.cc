@@ -149,12 +149,23 @@ std::string BenchTable(const v1::BenchResult& b) {
   return out;
 }
 
+namespace {
+// " (top-5 97.12 %), test loss 0.3120"; parts not reported (<= 0: -1, or a
+// job stored before they existed) are left out.
+std::string EvalExtras(double top5, double loss) {
+  std::string out;
+  if (top5 > 0) out += " (top-5 " + FormatPercent(top5) + ")";
+  if (loss > 0) out += ", test loss " + FormatFixed(loss, 4);
+  return out;
+}
+}  // namespace
+
 std::string TrainSummary(const v1::TrainResult& r) {
   std::string out = "Train result:\n";
   out += "  Steps:          " + std::to_string(r.steps()) + " (" + std::to_string(r.epochs()) +
          " epochs)\n";
   out += "  Final loss:     " + FormatFixed(r.final_loss(), 4) + "\n";
-  out += "  Eval accuracy:  " + FormatPercent(r.eval_accuracy()) +
+  out += "  Eval accuracy:  " + FormatPercent(r.eval_accuracy()) + EvalExtras(r.eval_top5_accuracy(), r.eval_loss()) +
          (r.reached_target() ? " (target reached)" : "") + "\n";
   out += "  Images/s:       " + FormatRate(r.images_per_second()) + " (global, after warm-up)\n";
   out += "  Run time:       " + FormatDuration(r.seconds()) + "\n";
@@ -185,7 +196,9 @@ std::string JobSummary(const v1::Job& j, double now) {
   }
   field("Progress", progress + ", epoch " + std::to_string(j.epoch()));
   if (j.step() > 0) field("Loss", FormatFixed(j.loss(), 4));
-  field("Accuracy", j.eval_accuracy() >= 0 ? FormatPercent(j.eval_accuracy()) : "not evaluated yet");
+  field("Accuracy", j.eval_accuracy() >= 0 ? FormatPercent(j.eval_accuracy()) + EvalExtras(j.eval_top5_accuracy(),
+                                                                                          j.eval_loss())
+                                           : "not evaluated yet");
   if (j.images_per_second() > 0) field("Images/s", FormatRate(j.images_per_second()));
   if (j.scaling_efficiency() > 0) field("Scaling eff.", FormatPercent(j.scaling_efficiency()));
   if (j.bad_records() > 0) field("Bad images", std::to_string(j.bad_records()) + " unreadable, replaced (see the worker logs)");

@@ -267,6 +267,7 @@ void CheckValues(const JobSpec& s, Problems& p) {
   Range(p, "target_accuracy", s.target_accuracy, 0.0, 1.0);
   Range(p, "bn_momentum", s.bn_momentum, 0.0, 0.999999);
   Range(p, "bn_epsilon", s.bn_epsilon, 1e-12, 1.0);
+  Range(p, "bn_recalibration_batches", s.bn_recalibration_batches, 0, 100000);
   Range(p, "augment.crop_padding", s.augment.crop_padding, 0, 64);
   OneOf(p, "device", s.device, {"auto", "cpu", "cuda"});
   Range<int64_t>(p, "bench.min_bytes", s.bench.min_bytes, 4, int64_t(1) << 32);
@@ -385,6 +386,7 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
   r.Get("target_accuracy", s.target_accuracy, "a number");
   r.Get("bn_momentum", s.bn_momentum, "a number");
   r.Get("bn_epsilon", s.bn_epsilon, "a number");
+  r.Get("bn_recalibration_batches", s.bn_recalibration_batches, "an integer");
   r.Get("zero_init_residual", s.zero_init_residual, "true or false");
   r.Get("batch_norm", s.batch_norm, "true or false");
   {
@@ -494,6 +496,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "target_accuracy" << YAML::Value << s.target_accuracy;
   e << YAML::Key << "bn_momentum" << YAML::Value << s.bn_momentum;
   e << YAML::Key << "bn_epsilon" << YAML::Value << s.bn_epsilon;
+  e << YAML::Key << "bn_recalibration_batches" << YAML::Value << s.bn_recalibration_batches;
   e << YAML::Key << "zero_init_residual" << YAML::Value << s.zero_init_residual;
   e << YAML::Key << "batch_norm" << YAML::Value << s.batch_norm;
   e << YAML::Key << "augment" << YAML::Value << YAML::BeginMap

@@ -109,6 +109,11 @@ struct JobSpec {
   double target_accuracy = 0.0;  // stop early once reached (0: never)
   double bn_momentum = 0.9;      // running = m * running + (1 - m) * batch
   double bn_epsilon = 1.0e-5;
+  // "Precise BN": before every evaluation each rank re-estimates the BN
+  // running statistics as the plain mean over this many training batches
+  // (batch statistics of the current weights), then the ranks average them.
+  // 0: evaluate with the running statistics as trained.
+  int bn_recalibration_batches = 0;
   bool zero_init_residual = true;  // zero gamma of the last BN of each block
   // false: no batch statistics; each BN becomes a learned per-channel affine
   // (gamma * x + beta). Makes ranks exactly equivalent to one big batch.

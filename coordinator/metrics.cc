@@ -29,6 +29,13 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
   for (const auto* j : running) b.Add({{"job", j->id()}}, j->scaling_efficiency());
   b.Gauge("dtrain_job_bad_records", "Unreadable images replaced so far, summed over the ranks of a running job.");
   for (const auto* j : running) b.Add({{"job", j->id()}}, double(j->bad_records()));
+  b.Gauge("dtrain_job_eval_accuracy_ratio", "Last top-1 test accuracy of a running job (-1: not evaluated yet).");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, j->eval_accuracy());
+  b.Gauge("dtrain_job_eval_top5_accuracy_ratio",
+          "Last top-5 test accuracy of a running job (-1: not evaluated yet, or 10 classes or fewer).");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, j->eval_top5_accuracy());
+  b.Gauge("dtrain_job_eval_loss", "Last mean test cross-entropy of a running job (-1: not evaluated yet).");
+  for (const auto* j : running) b.Add({{"job", j->id()}}, j->eval_loss());
   b.Gauge("dtrain_job_step", "Steps finished by rank 0 of a running job.");
   for (const auto* j : running) b.Add({{"job", j->id()}}, double(j->step()));
   b.Gauge("dtrain_job_stalled_ranks", "Ranks of a running job that are stalled behind the others.");

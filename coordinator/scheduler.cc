@@ -72,6 +72,8 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
     job.info.set_seed(*spec.seed);
     job.info.set_spec_yaml(JobSpecToYaml(spec));
     job.info.set_eval_accuracy(-1);
+    job.info.set_eval_loss(-1);
+    job.info.set_eval_top5_accuracy(-1);
     job.info.set_submit_time(UnixNow());
     job.queued_at = std::chrono::steady_clock::now();
     try {
@@ -397,6 +399,8 @@ void CoordinatorCore::OnProgress(Worker& w, const v1::Progress& p) {
   j.set_loss(p.loss());
   j.set_images_per_second(p.images_per_second());
   j.set_eval_accuracy(p.eval_accuracy());
+  j.set_eval_loss(p.eval_loss());
+  j.set_eval_top5_accuracy(p.eval_top5_accuracy());
   j.set_message(p.message());
   // Scaling efficiency: global img/s over the sum of each rank's compute-only rate.
   double compute_sum = 0;

@@ -199,6 +199,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
             p.mutable_progress()->set_step(done);
             p.mutable_progress()->set_total_steps(total);
             p.mutable_progress()->set_eval_accuracy(-1);
+            p.mutable_progress()->set_eval_loss(-1);
+            p.mutable_progress()->set_eval_top5_accuracy(-1);
             p.mutable_progress()->set_message(message);
             report(p);
           });
@@ -248,6 +250,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         p->set_images_per_second(tp.images_per_second);
         p->set_compute_images_per_second(tp.compute_images_per_second);
         p->set_eval_accuracy(tp.eval_accuracy);
+        p->set_eval_loss(tp.eval_loss);
+        p->set_eval_top5_accuracy(tp.eval_top5_accuracy);
         p->set_learning_rate(tp.learning_rate);
         p->set_message(tp.message);
         p->set_data_seconds(tp.data_seconds);
@@ -273,6 +277,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       t->set_epochs(o.epochs);
       t->set_final_loss(o.final_loss);
       t->set_eval_accuracy(o.eval_accuracy);
+      t->set_eval_loss(o.eval_loss);
+      t->set_eval_top5_accuracy(o.eval_top5_accuracy);
       t->set_images_per_second(o.images_per_second);
       t->set_seconds(o.seconds);
       t->set_reached_target(o.reached_target);

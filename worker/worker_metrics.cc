@@ -33,6 +33,8 @@ void WorkerMetrics::StartJob(const std::string& job_id, int rank, int world_size
   world_ = world_size;
   last_.Clear();
   last_.set_eval_accuracy(-1);
+  last_.set_eval_loss(-1);
+  last_.set_eval_top5_accuracy(-1);
   steps_total_ = allreduce_bytes_total_ = allreduce_seconds_total_ = last_step_unix_ = 0;
 }
 
@@ -90,6 +92,11 @@ std::vector<prometheus::MetricFamily> WorkerMetrics::Collect() const {
   b.Gauge("dtrain_worker_loss", "Training loss of the last step.").Add(l, p.loss());
   b.Gauge("dtrain_worker_eval_accuracy_ratio", "Last top-1 test accuracy (-1 before the first evaluation).")
       .Add(l, p.eval_accuracy());
+  b.Gauge("dtrain_worker_eval_top5_accuracy_ratio",
+          "Last top-5 test accuracy (-1 before the first evaluation, or with 10 classes or fewer).")
+      .Add(l, p.eval_top5_accuracy());
+  b.Gauge("dtrain_worker_eval_loss", "Last mean test cross-entropy (-1 before the first evaluation).")
+      .Add(l, p.eval_loss());
   b.Gauge("dtrain_worker_learning_rate", "Learning rate of the last step.").Add(l, p.learning_rate());
   b.Gauge("dtrain_worker_loss_scale", "Dynamic loss scale (1 without fp16).")
       .Add(l, p.loss_scale() > 0 ? p.loss_scale() : 1.0);

@@ -47,6 +47,21 @@ int64_t Top1Correct(const SoftmaxCrossEntropyShape& s, const T* logits,
 }
 
 template <typename T>
+int64_t TopKCorrect(const SoftmaxCrossEntropyShape& s, const T* logits,
+                    const int32_t* labels, int k) {
+  int64_t correct = 0;
+  for (int i = 0; i < s.n; ++i) {
+    const T* z = logits + long(i) * s.classes;
+    const int y = labels[i];
+    int above = 0;  // classes ranked before the label
+    for (int j = 0; j < s.classes && above < k; ++j)
+      above += z[j] > z[y] || (z[j] == z[y] && j < y);
+    correct += above < k;
+  }
+  return correct;
+}
+
+template <typename T>
 double SoftmaxCrossEntropyForward(const SoftmaxCrossEntropyShape& s,
                                   const T* logits, const int32_t* labels,
                                   double eps, T* probs, int64_t* correct) {
@@ -97,7 +112,9 @@ void SoftmaxCrossEntropyBackward(const SoftmaxCrossEntropyShape& s,
   template void SoftmaxCrossEntropyBackward<T>(                            \
       const SoftmaxCrossEntropyShape&, const T*, const int32_t*, double, T*); \
   template int64_t Top1Correct<T>(const SoftmaxCrossEntropyShape&, const T*, \
-                                  const int32_t*);
+                                  const int32_t*);                          \
+  template int64_t TopKCorrect<T>(const SoftmaxCrossEntropyShape&, const T*, \
+                                  const int32_t*, int);
 DTRAIN_SCE(float)
 DTRAIN_SCE(double)
 #undef DTRAIN_SCE

@@ -32,4 +32,11 @@ template <typename T>
 int64_t Top1Correct(const SoftmaxCrossEntropyShape& s, const T* logits,
                     const int32_t* labels);
 
+// Number of rows whose label is among the k highest logits, ranked as
+// Top1Correct does (higher first, lower index first on ties): equal to
+// Top1Correct for k = 1. Labels are not range-checked (the forward does it).
+template <typename T>
+int64_t TopKCorrect(const SoftmaxCrossEntropyShape& s, const T* logits,
+                    const int32_t* labels, int k);
+
 }  // namespace dtrain::cpu

@@ -6,7 +6,9 @@
 //    rank) follow the CPU fp32 loss curve: mean |difference| < 0.05 after
 //    step 50;
 //  * a state exported from one engine and imported into the other gives the
-//    same checksum (checkpoints cross engines).
+//    same checksum (checkpoints cross engines);
+//  * evaluation's top-1 / top-5 / loss and precise BN's cumulative statistics
+//    agree with the CPU engine's.
 // Without a device every test skips with the CUDA error as its reason.
 // DTRAIN_FMNIST_DIR overrides the Fashion-MNIST folder (the device run points
 // it at the packed copy).
@@ -166,6 +168,56 @@ TEST_F(CudaEngineParity, PixelBatchesEqualNormalisedFloatBatches) {
     const double a = Norm(g_px, t.offset, t.size), b = Norm(g_fl, t.offset, t.size);
     EXPECT_LE(std::abs(a - b), 0.01 * std::max(b, 1e-30)) << t.name;
   }
+}
+
+TEST_F(CudaEngineParity, EvaluationStatsAndPreciseBnMatchTheCpuEngine) {
+  // resnet20 with 10 classes on 32x32 (top-5 counts are far from 0 and from
+  // the batch): the CUDA engine's top-1 / top-5 / summed loss and its
+  // cumulative BN statistics against the CPU fp32 engine's, same weights and
+  // batches.
+  const int batch = 64;
+  auto comm = comm::MakeLocalCommunicator();
+  auto options = [&](const char* precision) {
+    EngineOptions o = Resnet50Options(comm.get(), batch);
+    o.model_name = "resnet20";
+    o.model.num_classes = 10;
+    o.model.image_size = 32;
+    o.precision = precision;
+    if (o.precision == "fp32") o.wire = comm::DType::kF32;
+    return o;
+  };
+  auto gpu = MakeEngine("cuda", options("fp16"));
+  auto cpu = MakeEngine("cpu", options("fp32"));
+  for (int k = 0; k < 3; ++k) {
+    const data::Batch b = RandomBatch(batch, 3, 32, 10, 40 + k);
+    gpu->AccumulateBnStatistics(b, 1.0 / (k + 1));
+    cpu->AccumulateBnStatistics(b, 1.0 / (k + 1));
+  }
+  std::vector<float> rg, rc;
+  gpu->GetBnRunning(&rg);
+  cpu->GetBnRunning(&rc);
+  ASSERT_EQ(rg.size(), rc.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < rg.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(rg[i])) << i;
+    num += (double(rg[i]) - rc[i]) * (double(rg[i]) - rc[i]);
+    den += double(rc[i]) * rc[i];
+  }
+  std::printf("precise-BN statistics: relative L2 difference cuda vs cpu %.2e\n", std::sqrt(num / den));
+  EXPECT_LT(std::sqrt(num / den), 1e-2);
+  // Both evaluate with the same (the CPU's) statistics.
+  gpu->SetBnRunning(rc);
+  const data::Batch e = RandomBatch(batch, 3, 32, 10, 77);
+  const EvalStats c = cpu->Predict(e);
+  const EvalStats g = gpu->Predict(e);
+  std::printf("cpu: top-1 %lld top-5 %lld loss %.4f; cuda: top-1 %lld top-5 %lld loss %.4f\n",
+              (long long)c.correct, (long long)c.correct_top5, c.loss_sum, (long long)g.correct,
+              (long long)g.correct_top5, g.loss_sum);
+  EXPECT_LE(std::abs(g.loss_sum - c.loss_sum), 1e-2 * c.loss_sum);
+  EXPECT_LE(std::abs(g.correct_top5 - c.correct_top5), 2);  // fp16 may reorder near ties
+  EXPECT_LE(std::abs(g.correct - c.correct), 2);
+  EXPECT_GT(c.correct_top5, c.correct);
+  EXPECT_LT(c.correct_top5, batch);
 }
 
 TEST_F(CudaEngineParity, StateCrossesEnginesUnchanged) {

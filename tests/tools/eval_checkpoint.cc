@@ -4,7 +4,8 @@
 //
 //   eval_checkpoint SPEC.yaml CHECKPOINT_DIR
 // SPEC.yaml is the job's resolved spec (`dtrain status JOB --json`'s
-// spec_yaml: it holds the seed). Prints "correct total accuracy".
+// spec_yaml: it holds the seed). Prints "correct total accuracy top5 loss"
+// (top-1 and top-5 as fractions, loss: mean cross-entropy).
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -42,15 +43,19 @@ int main(int argc, char** argv) {
     spec.elastic = true;  // written by several ranks, read by one
     const int64_t spe = std::max<int64_t>(1, data::StepsPerEpoch(info.train_size, 1, spec.batch_per_worker));
     trainer::LoadCheckpoint(argv[2], spec, trainer::RunPosition{1, 0, seed, info.train_size, spe}, *e);
-    int64_t correct = 0, seen = 0;
+    int64_t correct = 0, top5 = 0, seen = 0;
+    double loss = 0;
     auto it = source->Eval(1, 0, spec.batch_per_worker);
     data::Batch b;
     while (it->Next(&b)) {
-      correct += e->Predict(b);
+      const engine::EvalStats st = e->Predict(b);
+      correct += st.correct;
+      top5 += st.correct_top5;
+      loss += st.loss_sum;
       seen += b.size;
     }
-    std::printf("%lld %lld %.9g\n", static_cast<long long>(correct), static_cast<long long>(seen),
-                double(float(correct) / float(seen)));
+    std::printf("%lld %lld %.9g %.9g %.9g\n", static_cast<long long>(correct), static_cast<long long>(seen),
+                double(float(correct) / float(seen)), double(float(top5) / float(seen)), loss / double(seen));
     return 0;
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "eval_checkpoint: %s\n", ex.what());

@@ -77,6 +77,19 @@ TEST(ClientRender, SummaryOfRunningTrainJob) {
   EXPECT_TRUE(Contains(s, "Running for:    1m30s")) << s;
 }
 
+TEST(ClientRender, SummaryShowsTop5AndTestLossOnlyWhereReported) {
+  v1::Job j = RunningTrainJob();
+  j.set_eval_accuracy(0.7612);
+  j.set_eval_top5_accuracy(0.9301);
+  j.set_eval_loss(0.98765);
+  EXPECT_TRUE(Contains(JobSummary(j, 1100), "Accuracy:       76.12% (top-5 93.01%), test loss 0.9877\n"))
+      << JobSummary(j, 1100);
+  j.set_eval_top5_accuracy(-1);  // 10 classes or fewer
+  EXPECT_TRUE(Contains(JobSummary(j, 1100), "Accuracy:       76.12%, test loss 0.9877\n")) << JobSummary(j, 1100);
+  j.set_eval_loss(0);  // a job stored before losses were reported
+  EXPECT_TRUE(Contains(JobSummary(j, 1100), "Accuracy:       76.12%\n")) << JobSummary(j, 1100);
+}
+
 TEST(ClientRender, SummaryShowsCheckpointRestartsAndTheJournal) {
   v1::Job j = RunningTrainJob();
   j.set_checkpoint_step(80);

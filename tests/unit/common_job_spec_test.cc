@@ -62,8 +62,10 @@ TEST(JobSpec, OmittedSeedStaysUnsetSoTheCoordinatorDrawsOne) {
 
 TEST(JobSpec, ResolvedYamlRoundTrips) {
   JobSpec s = ParseJobSpec(kGood, {"schedule.decay=step", "schedule.step_epochs=[3, 6]",
-                                   "optimizer.nesterov=true", "allreduce.bucket_mb=0.5"});
+                                   "optimizer.nesterov=true", "allreduce.bucket_mb=0.5",
+                                   "bn_recalibration_batches=20"});
   JobSpec t = ParseJobSpec(JobSpecToYaml(s));
+  EXPECT_EQ(t.bn_recalibration_batches, 20);
   EXPECT_EQ(JobSpecToYaml(s), JobSpecToYaml(t));
   EXPECT_EQ(t.schedule.step_epochs, (std::vector<double>{3, 6}));
   EXPECT_TRUE(t.optimizer.nesterov);
@@ -143,6 +145,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"target_accuracy=1.5", "target_accuracy", "0 .. 1"},
         BadCase{"bn_momentum=1", "bn_momentum", "0 .."},
         BadCase{"bn_epsilon=0", "bn_epsilon", ".. 1"},
+        BadCase{"bn_recalibration_batches=-1", "bn_recalibration_batches", "0 .. 100000"},
+        BadCase{"bn_recalibration_batches=2.5", "bn_recalibration_batches", "an integer"},
         BadCase{"zero_init_residual=3", "zero_init_residual", "true or false"},
         BadCase{"batch_norm=sometimes", "batch_norm", "true or false"},
         BadCase{"augment.crop_padding=100", "augment.crop_padding", "0 .. 64"},

@@ -401,6 +401,19 @@ TEST(SoftmaxCrossEntropy, LossTop1AndGradientWithLabelSmoothing) {
   EXPECT_THROW(SoftmaxCrossEntropyForward(s, z.data(), labels.data(), 1.5, p.data(), nullptr), Error);
 }
 
+TEST(SoftmaxCrossEntropy, TopKCountsLabelsAmongTheKHighestWithTop1TieOrder) {
+  // Rows of 6 classes; the label's rank by hand: row 0 rank 0, row 1 rank 2,
+  // row 2 rank 5, row 3 ties with class 1 (lower index first: rank 1),
+  // row 4 ties with class 4 (the label's index is lower: rank 0).
+  const SoftmaxCrossEntropyShape s{5, 6};
+  const Vec z = {9, 1, 2, 3, 4, 5,  1, 7, 3, 8, 0, 2,  6, 5, 4, 3, 2, 1,
+                 0, 4, 1, 4, 2, 3,  1, 2, 7, 0, 7, 3};
+  const std::vector<int32_t> y = {0, 2, 5, 3, 2};
+  const int want[7] = {0, 2, 3, 4, 4, 4, 5};  // rows correct at k = 0..6 (ranks 0, 2, 5, 1, 0)
+  for (int k = 1; k <= 6; ++k) EXPECT_EQ(TopKCorrect(s, z.data(), y.data(), k), want[k]) << "k=" << k;
+  EXPECT_EQ(TopKCorrect(s, z.data(), y.data(), 1), Top1Correct(s, z.data(), y.data()));
+}
+
 TEST(ResidualAdd, ForwardAndGradients) {
   std::mt19937_64 rng(18);
   Vec a = Random(50, rng), b = Random(50, rng);

@@ -138,7 +138,7 @@ TEST(BnAverage, TwoRankAccuracyIsTheSavedModelsAccuracyOnTheWholeTestSet) {
   auto it = source->Eval(1, 0, 16);
   data::Batch b;
   while (it->Next(&b)) {
-    correct += e->Predict(b);
+    correct += e->Predict(b).correct;
     seen += b.size;
   }
   ASSERT_EQ(seen, 203);

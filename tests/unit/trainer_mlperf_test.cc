@@ -162,11 +162,15 @@ std::string CheckStructure(const std::vector<Json>& log) {
     } else if (key == "eval_stop") {
       EXPECT_TRUE(in_eval);
       in_eval = false;
-    } else if (key == "eval_accuracy") {
+    } else if (key == "eval_accuracy" || key == "eval_top5_accuracy") {
       EXPECT_FALSE(in_eval);
       EXPECT_TRUE(md.contains("epoch_num"));
       EXPECT_GE(j["value"].get<double>(), 0.0);
       EXPECT_LE(j["value"].get<double>(), 1.0);
+    } else if (key == "eval_loss") {
+      EXPECT_FALSE(in_eval);
+      EXPECT_TRUE(md.contains("epoch_num"));
+      EXPECT_GT(j["value"].get<double>(), 0.0);
     } else {
       ADD_FAILURE() << "unexpected key after run_start: " << key;
     }
@@ -204,9 +208,9 @@ TEST(MlperfLog, FullRunLogsTheMlperfSequence) {
       "run_start",
       // 3 epochs, evaluation every 2: a block of 2 epochs, then one of 1.
       "block_start", "epoch_start", "epoch_stop", "epoch_start", "epoch_stop", "block_stop",
-      "eval_start", "eval_stop", "eval_accuracy",
+      "eval_start", "eval_stop", "eval_accuracy", "eval_loss",
       "block_start", "epoch_start", "epoch_stop", "block_stop",
-      "eval_start", "eval_stop", "eval_accuracy", "run_stop"};
+      "eval_start", "eval_stop", "eval_accuracy", "eval_loss", "run_stop"};
   EXPECT_EQ(keys, expect);
 
   const auto v = Values(log);
@@ -256,6 +260,26 @@ TEST(MlperfLog, SgdLogsTheSgdKeys) {
     EXPECT_TRUE(v.count(k)) << k;
   }
   EXPECT_FALSE(v.count("lars_opt_base_learning_rate"));
+  std::remove(path.c_str());
+}
+
+TEST(MlperfLog, MoreThanTenClassesLogTop5BesideTop1AndLossAsTheRunReportsThem) {
+  const std::string path = TempPath("top5");
+  const TrainOutcome o = TrainWithLog(SmallSpec({"dataset.classes=12", "bn_recalibration_batches=2"}), path);
+  const std::vector<Json> log = ReadLog(path);
+  EXPECT_EQ(CheckStructure(log), "aborted");
+  std::vector<std::string> evals;
+  for (const auto& j : log) {
+    const std::string k = j["key"];
+    if (k == "eval_accuracy" || k == "eval_loss" || k == "eval_top5_accuracy") evals.push_back(k);
+  }
+  EXPECT_EQ(evals, (std::vector<std::string>{"eval_accuracy", "eval_loss", "eval_top5_accuracy", "eval_accuracy",
+                                             "eval_loss", "eval_top5_accuracy"}));
+  const auto v = Values(log);  // the last evaluation's
+  EXPECT_EQ(v.at("eval_accuracy").get<double>(), o.eval_accuracy);
+  EXPECT_EQ(v.at("eval_top5_accuracy").get<double>(), o.eval_top5_accuracy);
+  EXPECT_EQ(v.at("eval_loss").get<double>(), o.eval_loss);
+  EXPECT_GE(o.eval_top5_accuracy, o.eval_accuracy);
   std::remove(path.c_str());
 }
 

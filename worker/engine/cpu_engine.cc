@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "kernels/cpu/softmax_cross_entropy.h"
 #include "worker/engine/grad_allreducer.h"
 #include "worker/optim/optimizer.h"
 
@@ -65,8 +66,21 @@ class CpuEngine final : public TrainEngine {
     return s;
   }
 
-  int64_t Predict(const data::Batch& b) override {
-    return model_->Predict(Input(b), b.labels.data(), int(b.size));
+  EvalStats Predict(const data::Batch& b) override {
+    const int n = int(b.size);
+    const model::StepResult r = model_->Forward(Input(b), b.labels.data(), n, false, 0.0);
+    const cpu::SoftmaxCrossEntropyShape shape{n, model_->arch().num_classes};
+    return {.correct = r.correct,
+            .correct_top5 = cpu::TopKCorrect(shape, model_->logits(), b.labels.data(), 5),
+            .loss_sum = r.loss * n};
+  }
+
+  void AccumulateBnStatistics(const data::Batch& b, double factor) override {
+    CheckBnFactor(factor);
+    const double trained = model_->bn_momentum();
+    model_->set_bn_momentum(1.0 - factor);
+    model_->Forward(Input(b), b.labels.data(), int(b.size), true, 0.0);
+    model_->set_bn_momentum(trained);
   }
 
   void ExportState(EngineState* st) override {

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "kernels/cpu/loss_scale.h"
+#include "kernels/cpu/softmax_cross_entropy.h"
 #include "kernels/cuda/batched_norms.h"
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/check.h"
@@ -169,7 +170,8 @@ class CudaEngine final : public TrainEngine {
   const model::ResnetArch& arch() const override { return arch_; }
   size_t num_buckets() const override { return overlap_->plan().buckets.size(); }
   StepStats Step(const data::Batch& batch, double lr) override;
-  int64_t Predict(const data::Batch& batch) override;
+  EvalStats Predict(const data::Batch& batch) override;
+  void AccumulateBnStatistics(const data::Batch& batch, double factor) override;
   void ExportState(EngineState* state) override;
   void ImportState(const EngineState& state) override;
   double ComputeGradients(const data::Batch& batch, std::vector<float>* grads) override;
@@ -208,6 +210,7 @@ class CudaEngine final : public TrainEngine {
   Device norms_;  // weight and grad norms of both groups
   Device images32_, images16_, labels_, scalars_;
   Pinned h_images_, h_labels_, h_scalars_, h_lr_;
+  std::vector<float> logits_;  // evaluation's logits on the host (top-5)
   std::unique_ptr<cuda::TensorTable> table_[2];
   std::unique_ptr<CudaResnet> net_;
   BucketPlan bplan_;
@@ -486,11 +489,31 @@ StepStats CudaEngine::Step(const data::Batch& batch, double lr) {
   return st;
 }
 
-int64_t CudaEngine::Predict(const data::Batch& batch) {
+EvalStats CudaEngine::Predict(const data::Batch& batch) {
   CUDA_CHECK(cudaSetDevice(opt_.device));
   Upload(batch, false);
   EnqueueForward(false);
-  return ReadScalars("evaluation").correct;
+  // Top-5 on the host from the fp32 logits (n x classes: small beside the images).
+  const int n = int(batch.size), classes = arch_.num_classes;
+  logits_.resize(size_t(n) * classes);
+  CUDA_CHECK(cudaMemcpyAsync(logits_.data(), net_->logits(), logits_.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                             compute_));
+  const StepScalars r = ReadScalars("evaluation");  // synchronises the stream, the logits copy included
+  return {.correct = r.correct,
+          .correct_top5 = cpu::TopKCorrect(cpu::SoftmaxCrossEntropyShape{n, classes}, logits_.data(),
+                                           batch.labels.data(), 5),
+          .loss_sum = double(r.mean_loss) * n};
+}
+
+void CudaEngine::AccumulateBnStatistics(const data::Batch& batch, double factor) {
+  CheckBnFactor(factor);
+  CUDA_CHECK(cudaSetDevice(opt_.device));
+  Upload(batch, false);
+  const double trained = net_->bn_momentum();
+  net_->set_bn_momentum(1.0 - factor);
+  EnqueueForward(true);
+  net_->set_bn_momentum(trained);
+  ReadScalars("BN statistics pass");
 }
 
 void CudaEngine::ExportState(EngineState* s) {

@@ -211,6 +211,9 @@ CudaResnet::~CudaResnet() = default;
 
 void CudaResnet::set_profiling(bool on) { impl_->profiling = on; }
 void CudaResnet::set_autotune(bool on) { impl_->convs.set_autotune(on); }
+double CudaResnet::bn_momentum() const { return impl_->mo.bn_momentum; }
+void CudaResnet::set_bn_momentum(double m) { impl_->mo.bn_momentum = m; }
+const float* CudaResnet::logits() const { return impl_->logits.as<float>(); }
 
 FamilyTimes CudaResnet::TakeProfile() {
   Impl& m = *impl_;

@@ -64,6 +64,11 @@ class CudaResnet {
   int max_batch() const { return max_batch_; }
   void set_profiling(bool on);
   void set_autotune(bool on);
+  // The BN running-average momentum, changeable between passes (precise BN).
+  double bn_momentum() const;
+  void set_bn_momentum(double m);
+  // Device fp32 logits [n][classes] of the last Forward.
+  const float* logits() const;
   FamilyTimes TakeProfile();  // synchronises the events of the profiled steps
 
  private:

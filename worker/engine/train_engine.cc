@@ -41,6 +41,12 @@ void CheckBnSize(const std::vector<float>& bn_running, const model::ResnetArch& 
                                           " values; this model has " + std::to_string(arch.num_buffers));
 }
 
+void CheckBnFactor(double factor) {
+  if (!(factor > 0 && factor <= 1))
+    Fail(ErrorCode::kInvalidArgument,
+         "BN statistics factor " + std::to_string(factor) + " outside (0, 1] (1/i for the i-th batch)");
+}
+
 bool HaveCudaEngine(std::string* why) {
 #ifdef DTRAIN_HAVE_CUDA_ENGINE
   (void)why;

@@ -6,7 +6,10 @@
 //     ranks in buckets overlapped with backward (bucket_plan.h), then the
 //     optimizer update (skipped on an fp16 overflow, with the loss scale
 //     lowered); returns the rank's loss, top-1 count and the step split.
-//   Predict(batch): inference with the running BN statistics; top-1 count.
+//   Predict(batch): inference with the running BN statistics; top-1 and
+//     top-5 counts and the summed cross-entropy (no label smoothing).
+//   AccumulateBnStatistics(batch, factor): a training-mode forward alone that
+//     moves the BN running statistics by `factor` (precise BN).
 //   ExportState / ImportState: the state in the CANONICAL layout, identical
 //     for every engine: fp32, tensors in resnet_arch.h's order and shapes
 //     (conv weights KCRS as PyTorch), momentum in the same layout, BN running
@@ -64,6 +67,12 @@ struct StepStats {
   double loss_scale = 1;         // after this step
 };
 
+struct EvalStats {
+  int64_t correct = 0;       // top-1
+  int64_t correct_top5 = 0;  // label among the 5 highest logits (all rows when classes <= 5)
+  double loss_sum = 0;       // cross-entropy summed over the batch's images
+};
+
 struct EngineState {
   std::vector<float> params, momentum, bn_running;
   double loss_scale = 1;
@@ -77,7 +86,12 @@ class TrainEngine {
   virtual const model::ResnetArch& arch() const = 0;
   virtual size_t num_buckets() const = 0;
   virtual StepStats Step(const data::Batch& batch, double lr) = 0;
-  virtual int64_t Predict(const data::Batch& batch) = 0;
+  virtual EvalStats Predict(const data::Batch& batch) = 0;
+  // A forward pass with batch statistics (no backward, no update) whose only
+  // effect is running = (1 - factor) * running + factor * batch statistic in
+  // every BN (variance unbiased, as in training). Factor 1/i on the i-th of N
+  // batches leaves the plain mean over the N batches ("precise BN").
+  virtual void AccumulateBnStatistics(const data::Batch& batch, double factor) = 0;
   virtual void ExportState(EngineState* state) = 0;
   // Throws kInvalidArgument naming the part whose size does not match.
   virtual void ImportState(const EngineState& state) = 0;
@@ -99,6 +113,8 @@ class TrainEngine {
 // Checks an imported state's sizes against the architecture.
 void CheckStateSizes(const EngineState& s, const model::ResnetArch& arch, size_t momentum_size);
 void CheckBnSize(const std::vector<float>& bn_running, const model::ResnetArch& arch);
+// AccumulateBnStatistics's factor must be in (0, 1]; throws kInvalidArgument.
+void CheckBnFactor(double factor);
 
 // Whether this build has the CUDA engine, and why not.
 bool HaveCudaEngine(std::string* why);

@@ -99,6 +99,10 @@ class Model {
   void Backward(const std::function<void(int tensor_index)>& on_ready = {});
   // Inference-mode forward; returns the top-1 correct count.
   int64_t Predict(const T* images, const int32_t* labels, int n);
+  // The BN running-average momentum (ModelOptions::bn_momentum), changeable
+  // between steps (precise BN's cumulative mean sets it per batch).
+  double bn_momentum() const { return opt_.bn_momentum; }
+  void set_bn_momentum(double m) { opt_.bn_momentum = m; }
   // Logits [n, num_classes] of the last Forward/Predict.
   const T* logits() const { return logits_.data(); }
 

@@ -228,10 +228,12 @@ void MlperfLogger::EvalStart(int64_t steps_done, Loc loc) {
   Start("eval_start", nullptr, {{"epoch_num", EpochsDone(steps_done)}}, loc);
 }
 
-void MlperfLogger::EvalStop(int64_t steps_done, double accuracy, Loc loc) {
+void MlperfLogger::EvalStop(int64_t steps_done, double accuracy, double loss, double top5, Loc loc) {
   const MlperfValue epochs = EpochsDone(steps_done);
   End("eval_stop", nullptr, {{"epoch_num", epochs}}, loc);
   Event("eval_accuracy", accuracy, {{"epoch_num", epochs}}, loc);
+  if (loss >= 0) Event("eval_loss", loss, {{"epoch_num", epochs}}, loc);
+  if (top5 >= 0) Event("eval_top5_accuracy", top5, {{"epoch_num", epochs}}, loc);
 }
 
 void MlperfLogger::RunStop(bool success, Loc loc) {

@@ -27,7 +27,9 @@
 //                epoch_start (epoch_num) at the first step of an epoch
 //   StepEnd      epoch_stop after the last step of an epoch (or of the run),
 //                block_stop after the block's last epoch (or the run's last step)
-//   EvalStart    eval_start        EvalStop  eval_stop, eval_accuracy (epoch_num)
+//   EvalStart    eval_start        EvalStop  eval_stop, eval_accuracy (epoch_num), and beside
+//                it (not MLPerf keys; the RCP checker ignores them) eval_loss and, with
+//                more than 10 classes, eval_top5_accuracy
 //   RunStop      closes an open epoch and block, then run_stop (status
 //                "success" or "aborted"); later calls do nothing.
 // Epochs are numbered from 1 (epoch_num of epoch_start/epoch_stop, and
@@ -81,7 +83,9 @@ class MlperfLogger {
   void StepStart(int64_t step, Loc loc = Loc::current());  // step counted from 0
   void StepEnd(int64_t step, Loc loc = Loc::current());
   void EvalStart(int64_t steps_done, Loc loc = Loc::current());
-  void EvalStop(int64_t steps_done, double accuracy, Loc loc = Loc::current());
+  // loss / top5 < 0: not logged.
+  void EvalStop(int64_t steps_done, double accuracy, double loss = -1, double top5 = -1,
+                Loc loc = Loc::current());
   void RunStop(bool success, Loc loc = Loc::current());
 
   // One line each: POINT_IN_TIME, INTERVAL_START, INTERVAL_END.

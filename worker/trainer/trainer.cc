@@ -13,6 +13,7 @@
 #include "worker/trainer/bn_average.h"
 #include "worker/trainer/checkpointing.h"
 #include "worker/trainer/mlperf_log.h"
+#include "worker/trainer/precise_bn.h"
 
 namespace dtrain::trainer {
 namespace {
@@ -23,20 +24,32 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Top-1 accuracy over the whole test set: each rank predicts its share, the
-// counts are summed over ranks.
-double Evaluate(engine::TrainEngine& e, data::DataSource& data, const JobSpec& spec, const TrainEnv& env) {
+struct EvalResult {
+  double top1 = 0, top5 = -1, loss = 0;  // top5 -1: not reported (10 classes or fewer)
+};
+
+// Accuracy and mean cross-entropy over the whole test set: each rank predicts
+// its share, the sums are added over ranks (every rank gets the same result).
+EvalResult Evaluate(engine::TrainEngine& e, data::DataSource& data, const JobSpec& spec, const TrainEnv& env) {
   std::unique_ptr<data::EvalStream> it = data.Eval(env.world_size, env.rank, spec.batch_per_worker);
-  double counts[2] = {0, 0};  // correct, seen (exact in fp32 below 2^24)
+  double sums[4] = {0, 0, 0, 0};  // correct, top-5 correct, loss, seen (counts exact in fp32 below 2^24)
   data::Batch b;
   while (it->Next(&b)) {
-    counts[0] += static_cast<double>(e.Predict(b));
-    counts[1] += static_cast<double>(b.size);
+    const engine::EvalStats st = e.Predict(b);
+    sums[0] += double(st.correct);
+    sums[1] += double(st.correct_top5);
+    sums[2] += st.loss_sum;
+    sums[3] += double(b.size);
   }
-  float c[2] = {float(counts[0]), float(counts[1])};
-  env.comm->AllReduce(c, 2, comm::DType::kF32, comm::ReduceOp::kSum,
+  float c[4] = {float(sums[0]), float(sums[1]), float(sums[2]), float(sums[3])};
+  env.comm->AllReduce(c, 4, comm::DType::kF32, comm::ReduceOp::kSum,
                       Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
-  return c[1] > 0 ? c[0] / c[1] : 0.0;
+  EvalResult r;
+  if (c[3] <= 0) return r;
+  r.top1 = c[0] / c[3];
+  if (e.arch().num_classes > 10) r.top5 = c[1] / c[3];
+  r.loss = c[2] / c[3];
+  return r;
 }
 
 // Every rank built its weights from the seed alone; check they agree with
@@ -197,6 +210,12 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     AverageBnStatistics(*eng, *env.comm, Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
     bn_averaged = true;
   };
+  const PreciseBnOptions precise_bn{.batches = spec.bn_recalibration_batches,
+                                    .world_size = env.world_size,
+                                    .rank = env.rank,
+                                    .batch_per_rank = spec.batch_per_worker,
+                                    .seed = env.seed,
+                                    .augment = spec.augment};
   const auto t_loop = Clock::now();
   for (int64_t step = start; step < total; ++step) {
     CheckAbort(env);
@@ -248,12 +267,22 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
       if (mlperf) mlperf->EvalStart(step + 1);
+      if (spec.batch_norm && spec.bn_recalibration_batches > 0) {
+        RecalibrateBnStatistics(*eng, *source, precise_bn, step + 1,
+                                Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
+        bn_averaged = false;
+      }
       average_bn();
-      p.eval_accuracy = Evaluate(*eng, *source, spec, env);
-      if (mlperf) mlperf->EvalStop(step + 1, p.eval_accuracy);
+      const EvalResult ev = Evaluate(*eng, *source, spec, env);
+      p.eval_accuracy = ev.top1;
+      p.eval_top5_accuracy = ev.top5;
+      p.eval_loss = ev.loss;
+      if (mlperf) mlperf->EvalStop(step + 1, ev.top1, ev.loss, ev.top5);
       if (env.rank == 0) {
-        spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}, {:.0f} img/s",
-                     p.step, total, p.epoch, p.loss, p.eval_accuracy, p.images_per_second);
+        spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}{}, test loss {:.4f}, {:.0f} img/s",
+                     p.step, total, p.epoch, p.loss, ev.top1,
+                     ev.top5 >= 0 ? fmt::format(" (top-5 {:.4f})", ev.top5) : std::string(), ev.loss,
+                     p.images_per_second);
       }
       if (spec.target_accuracy > 0 && p.eval_accuracy >= spec.target_accuracy) {
         out.reached_target = true;
@@ -280,6 +309,8 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   }
   out.epochs = int((out.steps + spe - 1) / spe);
   out.eval_accuracy = p.eval_accuracy;
+  out.eval_top5_accuracy = p.eval_top5_accuracy;
+  out.eval_loss = p.eval_loss;
   out.seconds = Since(t_loop);
   out.images_per_second = p.images_per_second;
   if (measured > 0) {

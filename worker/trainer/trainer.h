@@ -5,7 +5,9 @@
 // progress. Every rank builds the same weights from the job seed (no
 // broadcast), reads its own shard, and evaluates its share of the test set
 // with the BN running statistics averaged over the ranks (bn_average.h: every
-// rank holds the same model, and a checkpoint holds the model evaluated);
+// rank holds the same model, and a checkpoint holds the model evaluated),
+// re-estimated first with the current weights when the spec asks for precise
+// BN (precise_bn.h); top-1, top-5 (more than 10 classes) and test loss;
 // correct counts are summed over ranks so every rank reports the same
 // accuracy, and `target_accuracy` stops all ranks at the same step. Knows
 // nothing of gRPC: progress goes to a callback.
@@ -32,6 +34,8 @@ struct TrainProgress {
   double images_per_second = 0;          // global: world x this rank's rate
   double compute_images_per_second = 0;  // this rank, data and communication excluded
   double eval_accuracy = -1;             // last evaluation, -1 before the first
+  double eval_top5_accuracy = -1;        // -1 before the first, or with 10 classes or fewer
+  double eval_loss = -1;                 // mean test cross-entropy (no label smoothing), -1 before the first
   double learning_rate = 0;
   double data_seconds = 0, compute_seconds = 0, comm_seconds = 0, update_seconds = 0;
   double allreduce_bytes = 0;    // gradient bytes on the wire this step
@@ -46,6 +50,8 @@ struct TrainOutcome {
   int epochs = 0;
   double final_loss = 0;
   double eval_accuracy = -1;
+  double eval_top5_accuracy = -1;
+  double eval_loss = -1;
   double images_per_second = 0;  // global, mean after the first steps
   double seconds = 0;
   bool reached_target = false;
