@@ -24,6 +24,8 @@ int RunWorkers(const GlobalOptions& g, bool json);
 int RunStatus(const GlobalOptions& g, const std::string& job_id, bool json);
 int RunWatch(const GlobalOptions& g, const std::string& job_id);
 int RunCancel(const GlobalOptions& g, const std::string& job_id);
+// export.cc: the job's checkpoint of `step` (0: its last) as safetensors.
+int RunExport(const GlobalOptions& g, const std::string& job_id, int64_t step, const std::string& out);
 
 // Reads the spec file; throws CliError(kExitUsage) naming the file when it is
 // missing, a directory, unreadable or empty.

@@ -78,6 +78,14 @@ int Run(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel a queued or running job");
   cancel->add_option("JOB", job_id, "job id")->required();
 
+  auto* exp = app.add_subcommand("export", "write a job's trained weights as safetensors (torchvision names)");
+  exp->add_option("JOB", job_id, "job id")->required();
+  int64_t export_step = 0;
+  std::string export_out;
+  exp->add_option("--checkpoint", export_step, "the checkpoint of this step (default: the job's last)")
+      ->check(CLI::PositiveNumber);
+  exp->add_option("-o,--output", export_out, "the .safetensors file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -101,6 +109,7 @@ int Run(int argc, char** argv) {
   if (status->parsed()) return RunStatus(g, job_id, json);
   if (watch->parsed()) return RunWatch(g, job_id);
   if (cancel->parsed()) return RunCancel(g, job_id);
+  if (exp->parsed()) return RunExport(g, job_id, export_step, export_out);
   return kExitUsage;  // unreachable: require_subcommand(1)
 }
 

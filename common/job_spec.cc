@@ -284,6 +284,17 @@ void CheckValues(const JobSpec& s, Problems& p) {
   if (s.checkpoint.dir.empty() && (s.checkpoint.every_steps > 0 || s.checkpoint.every_epochs > 0)) {
     p.Add("checkpoint.dir", "must be set when checkpoint.every_steps or checkpoint.every_epochs is");
   }
+  if (!s.init_from.empty() && s.init_from[0] != '/') {
+    p.Add("init_from", "'" + s.init_from + "' must be an absolute path (every worker reads it)");
+  }
+  if (s.init_from.empty() && !s.init_from_skip.empty()) {
+    p.Add("init_from_skip", "is only meaningful with init_from (the file to start from)");
+  }
+  for (const std::string& k : s.init_from_skip) {
+    if (k.empty() || k.front() == '.' || k.back() == '.') {
+      p.Add("init_from_skip", "'" + k + "' is not a tensor name or prefix (e.g. fc, layer4.2)");
+    }
+  }
   Range(p, "max_restarts", s.max_restarts, 0, 1000);
   Range(p, "min_workers", s.min_workers, 1, s.workers, " (workers)");
   Range(p, "elastic_wait_seconds", s.elastic_wait_seconds, 0.0, 86400.0, " s");
@@ -419,6 +430,8 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     o.Get("keep", s.checkpoint.keep, "an integer");
     o.RejectUnknown();
   }
+  r.Get("init_from", s.init_from, "a string");
+  r.Get("init_from_skip", s.init_from_skip, "a list of tensor name prefixes");
   r.Get("max_restarts", s.max_restarts, "an integer");
   r.Get("elastic", s.elastic, "true or false");
   r.Get("min_workers", s.min_workers, "an integer");
@@ -520,6 +533,8 @@ std::string JobSpecToYaml(const JobSpec& s) {
     << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps
     << YAML::Key << "every_epochs" << YAML::Value << s.checkpoint.every_epochs
     << YAML::Key << "keep" << YAML::Value << s.checkpoint.keep << YAML::EndMap;
+  e << YAML::Key << "init_from" << YAML::Value << s.init_from;
+  e << YAML::Key << "init_from_skip" << YAML::Value << YAML::Flow << s.init_from_skip;
   e << YAML::Key << "max_restarts" << YAML::Value << s.max_restarts;
   e << YAML::Key << "elastic" << YAML::Value << s.elastic;
   e << YAML::Key << "min_workers" << YAML::Value << s.min_workers;

@@ -122,6 +122,13 @@ struct JobSpec {
   std::string device = "auto";  // auto | cpu | cuda (the worker's own flag wins)
   BenchSpec bench;
   CheckpointSpec checkpoint;
+  // Start from the weights and BN statistics in a safetensors file (`dtrain
+  // export`'s, or any file with torchvision's names) instead of the seed's;
+  // an absolute path every worker can read. Tensors under an init_from_skip
+  // prefix (e.g. [fc] for another class count) keep their seeded values.
+  // A resumed job continues from its checkpoint and ignores init_from.
+  std::string init_from;
+  std::vector<std::string> init_from_skip;
   // A lost worker restarts the job from its last checkpoint (from step 0
   // without one), on a replacement worker when one is idle, at most this often.
   int max_restarts = 0;

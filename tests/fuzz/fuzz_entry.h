@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/job_spec.h"
 #include "worker/checkpoint/checkpoint_file.h"
+#include "worker/checkpoint/safetensors.h"
 #include "worker/data/idx_reader.h"
 #include "worker/data/shard_format.h"
 
@@ -107,6 +108,36 @@ inline int CheckpointInput(std::span<const uint8_t> bytes) {
     accepted += one(fixed);
   }
   return accepted;
+}
+
+// ParseSafetensors. An accepted file holds numel values per tensor (in i64 for
+// I64, in f32 otherwise); relabelled F32 where it was F16, BF16 or F64 (the
+// values are floats by then), it must serialize and re-parse to the same bytes.
+inline int SafetensorsInput(std::span<const uint8_t> bytes) {
+  ckpt::SafetensorsFile f;
+  try {
+    f = ckpt::ParseSafetensors(bytes, "fuzz.safetensors");
+  } catch (const Error&) {
+    return 0;
+  }
+  for (auto& [name, t] : f.tensors) {
+    const bool i64 = t.dtype == "I64";
+    if ((i64 ? t.i64.size() : t.f32.size()) != static_cast<uint64_t>(t.numel()) ||
+        (i64 ? t.f32.size() : t.i64.size()) != 0)
+      throw std::logic_error("accepted safetensors tensor '" + name + "' (" + t.dtype + ") holds " +
+                             std::to_string(t.f32.size()) + " f32 and " + std::to_string(t.i64.size()) +
+                             " i64 values for numel " + std::to_string(t.numel()));
+    if (!i64) t.dtype = "F32";
+  }
+  try {
+    const std::vector<uint8_t> once = ckpt::SerializeSafetensors(f);
+    const std::vector<uint8_t> twice =
+        ckpt::SerializeSafetensors(ckpt::ParseSafetensors(once, "reserialized.safetensors"));
+    if (once != twice) throw std::logic_error("safetensors re-serialization differs");
+  } catch (const Error& e) {
+    throw std::logic_error("an accepted safetensors file does not round-trip: " + std::string(e.what()));
+  }
+  return 1;
 }
 
 // ParseShard (a whole .dtshard in memory) on the bytes as given, and again

@@ -4,7 +4,7 @@
 # any target crashed (or leaked, timed out, ran out of memory).
 #
 #   bash tests/fuzz/run.sh [SECONDS]        env: FUZZ_BUILD_DIR (build-fuzz), FUZZ_JOBS (2),
-#                                                FUZZ_TARGETS ("job_spec idx_reader checkpoint shard_index")
+#                                                FUZZ_TARGETS ("job_spec idx_reader checkpoint shard_index safetensors")
 #
 # Inputs: the seeds in tests/fuzz/corpus/<target>/ and every past crash in
 # tests/fuzz/regressions/<target>/ (both read-only); what the fuzzer learns
@@ -16,7 +16,7 @@ set -uo pipefail
 seconds=${1:-60}
 cd "$(dirname "$0")/../.."
 build=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-"job_spec idx_reader checkpoint shard_index"}
+targets=${FUZZ_TARGETS:-"job_spec idx_reader checkpoint shard_index safetensors"}
 mkdir -p "$build"
 
 if [[ -f "$build/CMakeCache.txt" ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' "$build/CMakeCache.txt"; then

@@ -14,8 +14,20 @@ dtrain_prefixed_unit_test(checkpoint_file_test checkpoint.
   SOURCES checkpoint_file_test.cc
   LIBS dtrain_checkpoint)
 
+dtrain_prefixed_unit_test(checkpoint_safetensors_test checkpoint.
+  SOURCES checkpoint_safetensors_test.cc
+  LIBS dtrain_checkpoint)
+
 dtrain_prefixed_unit_test(fuzz_regressions_test fuzz.
   SOURCES fuzz_regressions_test.cc
   LIBS dtrain_checkpoint dtrain_data dtrain_common)
 target_compile_definitions(fuzz_regressions_test PRIVATE
   DTRAIN_FUZZ_REGRESSIONS_DIR="${CMAKE_SOURCE_DIR}/tests/fuzz/regressions")
+
+dtrain_prefixed_unit_test(checkpoint_weights_test checkpoint.
+  SOURCES checkpoint_weights_test.cc
+  LIBS dtrain_weights)
+
+dtrain_prefixed_unit_test(checkpoint_safetensors_malformed_test checkpoint.
+  SOURCES checkpoint_safetensors_malformed_test.cc
+  LIBS dtrain_checkpoint)

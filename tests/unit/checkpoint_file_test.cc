@@ -2,6 +2,7 @@
 // failed write leaves the previous file intact and no temporary behind), and
 // every kind of damage (flipped bytes, truncation, bad magic/version/fields)
 // read back as Error(kDataLoss) naming the file and the byte offset.
+#include "tests/unit/checkpoint_test_util.h"
 #include "worker/checkpoint/checkpoint_file.h"
 
 #include <gtest/gtest.h>
@@ -27,14 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<uint8_t> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
+using test::ErrorMessage;
+using test::ReadBytes;
+using test::WriteBytes;
 
 // Bit-at-a-time CRC32C, independent of the slice-by-8 code under test.
 uint32_t ReferenceCrc32c(const uint8_t* p, size_t n) {
@@ -87,19 +83,6 @@ CheckpointData Sample() {
   d.blobs["rng"] = {0, 1, 2, 255, 0x80, 0};
   d.blobs["nothing"] = {};
   return d;
-}
-
-// Runs fn, expects Error(code), returns its message.
-template <class F>
-std::string ErrorMessage(F fn, ErrorCode code = ErrorCode::kDataLoss) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << ErrorCodeName(e.code()) << ": " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
 }
 
 // The message names the file and a byte offset: "<name>: ... at offset <n>: ...".

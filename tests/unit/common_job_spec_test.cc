@@ -63,9 +63,12 @@ TEST(JobSpec, OmittedSeedStaysUnsetSoTheCoordinatorDrawsOne) {
 TEST(JobSpec, ResolvedYamlRoundTrips) {
   JobSpec s = ParseJobSpec(kGood, {"schedule.decay=step", "schedule.step_epochs=[3, 6]",
                                    "optimizer.nesterov=true", "allreduce.bucket_mb=0.5",
-                                   "bn_recalibration_batches=20"});
+                                   "bn_recalibration_batches=20", "init_from=/w/a.safetensors",
+                                   "init_from_skip=[fc, layer4.2]"});
   JobSpec t = ParseJobSpec(JobSpecToYaml(s));
   EXPECT_EQ(t.bn_recalibration_batches, 20);
+  EXPECT_EQ(t.init_from, "/w/a.safetensors");
+  EXPECT_EQ(t.init_from_skip, (std::vector<std::string>{"fc", "layer4.2"}));
   EXPECT_EQ(JobSpecToYaml(s), JobSpecToYaml(t));
   EXPECT_EQ(t.schedule.step_epochs, (std::vector<double>{3, 6}));
   EXPECT_TRUE(t.optimizer.nesterov);
@@ -145,6 +148,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"target_accuracy=1.5", "target_accuracy", "0 .. 1"},
         BadCase{"bn_momentum=1", "bn_momentum", "0 .."},
         BadCase{"bn_epsilon=0", "bn_epsilon", ".. 1"},
+        BadCase{"init_from=weights.safetensors", "init_from", "absolute path"},
+        BadCase{"init_from_skip=[fc]", "init_from_skip", "only meaningful with init_from"},
         BadCase{"bn_recalibration_batches=-1", "bn_recalibration_batches", "0 .. 100000"},
         BadCase{"bn_recalibration_batches=2.5", "bn_recalibration_batches", "an integer"},
         BadCase{"zero_init_residual=3", "zero_init_residual", "true or false"},

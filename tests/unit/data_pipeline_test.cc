@@ -137,7 +137,7 @@ TEST(RecordPipeline, BadRecordsAreCountedOnceAndReplacedTheSameWayEveryRun) {
   for (int run = 0; run < 2; ++run) {
     auto source = MakeRecordSource(first(), std::make_shared<MemoryRecords>(sets.test, 4),
                                    Options(sets.train, {.crop = "pad", .crop_padding = 0, .flip = false}, 2, 2));
-    auto stream = source->Train({.world_size = 1, .rank = 0, .batch_per_rank = 32, .seed = 2});
+    auto stream = source->Train({.world_size = 1, .rank = 0, .batch_per_rank = 32, .seed = 2, .augment = {}});
     for (int k = 0; k < 6; ++k) runs[run].push_back(stream->Next(Deadline::AfterSeconds(30)));  // two epochs
     bad[run] = source->bad_records();
   }

@@ -50,6 +50,7 @@ TEST(FuzzRegressions, JobSpec) { EXPECT_GT(Replay("job_spec", JobSpecInput), 0u)
 TEST(FuzzRegressions, IdxReader) { EXPECT_GT(Replay("idx_reader", IdxInput), 0u); }
 TEST(FuzzRegressions, Checkpoint) { EXPECT_GT(Replay("checkpoint", CheckpointInput), 0u); }
 TEST(FuzzRegressions, ShardIndex) { EXPECT_GT(Replay("shard_index", ShardInput), 0u); }
+TEST(FuzzRegressions, Safetensors) { EXPECT_GT(Replay("safetensors", SafetensorsInput), 0u); }
 
 }  // namespace
 }  // namespace dtrain::fuzz

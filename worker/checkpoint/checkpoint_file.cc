@@ -1,25 +1,19 @@
 #include "worker/checkpoint/checkpoint_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string_view>
 
+#include "common/atomic_file.h"
 #include "common/crc32c.h"
 #include "common/error.h"
 #include "common/little_endian.h"
 
 namespace dtrain::ckpt {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr std::array<uint8_t, 8> kMagic = {'D', 'T', 'R', 'A', 'I', 'N', 'C', 'K'};
 constexpr size_t kHeaderBytes = 16;         // magic, version, section count
@@ -190,70 +184,6 @@ void Encode(const CheckpointData& d, Sink& sink) {
 struct VectorSink {
   std::vector<uint8_t>& out;
   void Write(const uint8_t* p, size_t n) { out.insert(out.end(), p, p + n); }
-};
-
-// ---- file helpers ----
-
-ErrorCode ErrnoCode(int e) {
-  return e == EBADF || e == EFAULT || e == EINVAL ? ErrorCode::kInternal : ErrorCode::kUnavailable;
-}
-
-[[noreturn]] void FailErrno(int e, const std::string& path, const std::string& what) {
-  Fail(ErrnoCode(e), path + ": " + what + ": " + std::strerror(e));
-}
-
-// Buffered writes to a file descriptor; errors name the final path and the temporary.
-class FdSink {
- public:
-  FdSink(int fd, const std::string& path, const std::string& tmp) : fd_(fd), path_(path), tmp_(tmp) {
-    buf_.reserve(kBuffer);
-  }
-  void Write(const uint8_t* p, size_t n) {
-    if (buf_.size() + n <= kBuffer) {
-      buf_.insert(buf_.end(), p, p + n);
-      return;
-    }
-    Flush();
-    if (n >= kBuffer) {
-      WriteAll(p, n);
-    } else {
-      buf_.insert(buf_.end(), p, p + n);
-    }
-  }
-  void Flush() {
-    WriteAll(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-
- private:
-  static constexpr size_t kBuffer = size_t{1} << 20;
-  void WriteAll(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) FailErrno(errno, path_, "cannot write checkpoint (temporary " + tmp_ + ", " +
-                                             std::to_string(written_) + " bytes written)");
-      p += w;
-      n -= static_cast<size_t>(w);
-      written_ += static_cast<uint64_t>(w);
-    }
-  }
-  int fd_;
-  const std::string& path_;
-  const std::string& tmp_;
-  std::vector<uint8_t> buf_;
-  uint64_t written_ = 0;
-};
-
-// Closes and removes the temporary unless it was renamed into place.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool renamed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!renamed) ::unlink(path.c_str());
-  }
 };
 
 // ---- decoding ----
@@ -449,64 +379,11 @@ CheckpointData ParseCheckpoint(std::span<const uint8_t> bytes, const std::string
 
 void WriteCheckpointFile(const std::string& path, const CheckpointData& data) {
   CheckData(data);  // before touching the disk
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) Fail(ErrorCode::kUnavailable, path + ": cannot create directory " + parent.string() + ": " + ec.message());
-  }
-  TempFile tmp{path + ".tmp." + std::to_string(::getpid())};
-  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (tmp.fd < 0) {
-    const int e = errno;
-    tmp.renamed = true;  // nothing of ours to remove
-    FailErrno(e, path, "cannot create temporary checkpoint " + tmp.path);
-  }
-  FdSink sink(tmp.fd, path, tmp.path);
-  Encode(data, sink);
-  sink.Flush();
-  if (::fsync(tmp.fd) != 0) FailErrno(errno, path, "cannot fsync temporary checkpoint " + tmp.path);
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::close(fd) != 0) FailErrno(errno, path, "cannot close temporary checkpoint " + tmp.path);
-  if (::rename(tmp.path.c_str(), path.c_str()) != 0)
-    FailErrno(errno, path, "cannot rename temporary checkpoint " + tmp.path + " over it");
-  tmp.renamed = true;
-  // Make the rename itself durable.
-  const std::string dir = parent.empty() ? "." : parent.string();
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) FailErrno(errno, path, "cannot open directory " + dir + " to fsync it");
-  const int rc = ::fsync(dfd);
-  const int e = errno;
-  ::close(dfd);
-  if (rc != 0) FailErrno(e, path, "cannot fsync directory " + dir);
+  WriteFileAtomic(path, "checkpoint", [&](AtomicFileSink& sink) { Encode(data, sink); });
 }
 
 CheckpointData ReadCheckpointFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int e = errno;
-    if (e == ENOENT || e == ENOTDIR) Fail(ErrorCode::kNotFound, path + ": no such checkpoint file");
-    FailErrno(e, path, "cannot open checkpoint");
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) FailErrno(errno, path, "cannot stat checkpoint");
-  if (!S_ISREG(st.st_mode)) Fail(ErrorCode::kUnavailable, path + ": not a regular file");
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t r = ::read(fd, bytes.data() + got, std::min<size_t>(bytes.size() - got, size_t{1} << 30));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) FailErrno(errno, path, "cannot read checkpoint at offset " + std::to_string(got));
-    if (r == 0) break;  // shrank meanwhile: parsed as truncated
-    got += static_cast<size_t>(r);
-  }
-  bytes.resize(got);
-  return ParseCheckpoint(bytes, path);
+  return ParseCheckpoint(ReadWholeFile(path, "checkpoint"), path);
 }
 
 }  // namespace dtrain::ckpt

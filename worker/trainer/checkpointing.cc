@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "worker/checkpoint/checkpoint_file.h"
+#include "worker/checkpoint/weights_file.h"
 
 namespace dtrain::trainer {
 namespace {
@@ -109,6 +110,9 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
   m.meta = {{"format", kFormat},
             {"kind", "model"},
             {"model", spec.model},
+            {"in_channels", std::to_string(engine.arch().in_channels)},
+            {"num_classes", std::to_string(engine.arch().num_classes)},
+            {"image_size", std::to_string(engine.arch().image_size)},
             {"num_params", std::to_string(st.params.size())},
             {"num_buffers", std::to_string(st.bn_running.size())},
             {"world_size", std::to_string(pos.world_size)},
@@ -148,6 +152,15 @@ void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step
     fs::remove_all(path, ec);
     if (ec) spdlog::warn("could not remove old checkpoint {}: {}", path.string(), ec.message());
   }
+}
+
+void LoadInitialWeights(const JobSpec& spec, engine::TrainEngine& engine) {
+  engine::EngineState st;
+  engine.ExportState(&st);
+  const ckpt::SafetensorsFile f = ckpt::ReadSafetensorsFile(spec.init_from);
+  ckpt::ApplySafetensors(f, spec.init_from, engine.arch(), spec.init_from_skip, &st.params, &st.bn_running);
+  std::fill(st.momentum.begin(), st.momentum.end(), 0.0f);
+  engine.ImportState(st);
 }
 
 int64_t LoadCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosition& pos,

@@ -55,6 +55,12 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
 void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step,
                       const std::string& protect_dir);
 
+// A job's `init_from`: the weights and BN statistics of the safetensors file
+// (checkpoint/weights_file.h; tensors under init_from_skip keep the engine's
+// seeded values) replace the engine's; momentum starts at zero. Errors name
+// the file and the tensor (missing, extra, another shape or dtype).
+void LoadInitialWeights(const JobSpec& spec, engine::TrainEngine& engine);
+
 // Loads the checkpoint in `dir` into the engine and returns the
 // global step to continue from at THIS world size (the same step when the
 // world size is unchanged; for an elastic rescale, the first step of the new

@@ -68,15 +68,16 @@ uint64_t VerifySameInitialWeights(engine::TrainEngine& e, const JobSpec& spec, c
   return mine;
 }
 
-// After a resume, every rank must hold rank 0's weights.
-void VerifySameWeights(engine::TrainEngine& e, const JobSpec& spec, const TrainEnv& env, int64_t step) {
+// After a resume or an init_from load (`source` names what was loaded), every
+// rank must hold rank 0's weights.
+void VerifySameWeights(engine::TrainEngine& e, const JobSpec& spec, const TrainEnv& env, const std::string& source) {
   const uint64_t mine = e.ParamsChecksum();
   uint64_t root = mine;
   env.comm->Broadcast(&root, sizeof(root), 0,
                       Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
   if (root != mine) {
-    Fail(ErrorCode::kInternal, "rank " + std::to_string(env.rank) + " resumed other weights than rank 0 at step " +
-                                   std::to_string(step) + ": was the checkpoint directory changed while loading?");
+    Fail(ErrorCode::kInternal, "rank " + std::to_string(env.rank) + " loaded other weights than rank 0 from " +
+                                   source + ": do all workers see the same files, unchanged while loading?");
   }
 }
 
@@ -158,8 +159,16 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   int64_t start = 0;
   if (!env.resume_dir.empty()) {
     start = LoadCheckpoint(env.resume_dir, spec, pos, *eng);
-    VerifySameWeights(*eng, spec, env, start);
+    VerifySameWeights(*eng, spec, env, env.resume_dir);
     if (env.rank == 0) spdlog::info("resumed from {} at step {}", env.resume_dir, start);
+  } else if (!spec.init_from.empty()) {
+    LoadInitialWeights(spec, *eng);
+    VerifySameWeights(*eng, spec, env, spec.init_from);
+    if (env.rank == 0) {
+      std::string kept;
+      for (const std::string& k : spec.init_from_skip) kept += (kept.empty() ? " (seeded: " : ", ") + k;
+      spdlog::info("initial weights from {}{}", spec.init_from, kept.empty() ? "" : kept + ")");
+    }
   }
   data::LoaderOptions lo;
   lo.world_size = env.world_size;
