@@ -281,6 +281,7 @@ void CheckValues(const JobSpec& s, Problems& p) {
   Range<int64_t>(p, "checkpoint.every_steps", s.checkpoint.every_steps, 0, int64_t(1) << 40);
   Range(p, "checkpoint.every_epochs", s.checkpoint.every_epochs, 0.0, 10000.0);
   Range(p, "checkpoint.keep", s.checkpoint.keep, 1, 1000);
+  Range<int64_t>(p, "tensorboard.every_steps", s.tensorboard.every_steps, 0, 1000000000);
   if (s.checkpoint.dir.empty() && (s.checkpoint.every_steps > 0 || s.checkpoint.every_epochs > 0)) {
     p.Add("checkpoint.dir", "must be set when checkpoint.every_steps or checkpoint.every_epochs is");
   }
@@ -430,6 +431,11 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     o.Get("keep", s.checkpoint.keep, "an integer");
     o.RejectUnknown();
   }
+  {
+    Reader o = r.Sub("tensorboard");
+    o.Get("every_steps", s.tensorboard.every_steps, "an integer");
+    o.RejectUnknown();
+  }
   r.Get("init_from", s.init_from, "a string");
   r.Get("init_from_skip", s.init_from_skip, "a list of tensor name prefixes");
   r.Get("max_restarts", s.max_restarts, "an integer");
@@ -533,6 +539,8 @@ std::string JobSpecToYaml(const JobSpec& s) {
     << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps
     << YAML::Key << "every_epochs" << YAML::Value << s.checkpoint.every_epochs
     << YAML::Key << "keep" << YAML::Value << s.checkpoint.keep << YAML::EndMap;
+  e << YAML::Key << "tensorboard" << YAML::Value << YAML::BeginMap
+    << YAML::Key << "every_steps" << YAML::Value << s.tensorboard.every_steps << YAML::EndMap;
   e << YAML::Key << "init_from" << YAML::Value << s.init_from;
   e << YAML::Key << "init_from_skip" << YAML::Value << YAML::Flow << s.init_from_skip;
   e << YAML::Key << "max_restarts" << YAML::Value << s.max_restarts;

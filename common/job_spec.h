@@ -90,6 +90,12 @@ struct CheckpointSpec {
   int keep = 2;             // newest checkpoints kept per job (older ones are removed)
 };
 
+struct TensorboardSpec {
+  // Rank 0 writes TensorBoard scalars (worker --log-dir/<job id>/events.out.tfevents.*)
+  // every N steps and at the last step, and at every evaluation (0: off).
+  int64_t every_steps = 10;
+};
+
 struct JobSpec {
   std::string name = "job";
   std::string kind = "train";  // train | allreduce-bench
@@ -122,6 +128,7 @@ struct JobSpec {
   std::string device = "auto";  // auto | cpu | cuda (the worker's own flag wins)
   BenchSpec bench;
   CheckpointSpec checkpoint;
+  TensorboardSpec tensorboard;
   // Start from the weights and BN statistics in a safetensors file (`dtrain
   // export`'s, or any file with torchvision's names) instead of the seed's;
   // an absolute path every worker can read. Tensors under an init_from_skip

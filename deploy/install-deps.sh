@@ -18,13 +18,30 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
-fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# TensorBoard, for tests/integration/test_tensorboard.py (PyPI only; not in Debian), into
+# <repo>/.pydeps, which the test appends to sys.path AFTER Debian's packages. --no-deps: pip
+# --target would otherwise also pull protobuf 7, grpcio and numpy 2 (tensorboard >= 2.21 needs
+# protobuf >= 6.31), shadowing Debian's; 2.20.0 runs on Debian's protobuf 4.21, grpcio 1.51,
+# numpy 1.24 and Pillow 9.4, so only its pure-Python dependencies (and the data server) come from PyPI.
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -d "$REPO/.pydeps/tensorboard" ]; then
+  if ! dpkg-query -W -f='${Status}' python3-pip 2>/dev/null | grep -q "ok installed"; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  /usr/bin/python3 -m pip install -q --no-deps --target "$REPO/.pydeps" tensorboard==2.20.0 \
+    tensorboard-data-server==0.7.2 absl-py==2.5.1 markdown==3.11.3 werkzeug==3.1.9 markupsafe==3.0.4 \
+    packaging==26.4
+else
+  echo "install-deps: tensorboard present in $REPO/.pydeps"
+fi

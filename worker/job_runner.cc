@@ -223,6 +223,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
         env.mlperf_log_path = cfg_.log_dir + "/" + a.job_id() +
                               (a.attempt() > 0 ? ".attempt-" + std::to_string(a.attempt()) : "") +
                               ".mllog";
+        if (spec.tensorboard.every_steps > 0) env.tensorboard_dir = cfg_.log_dir + "/" + a.job_id();
       }
       if (!spec.checkpoint.dir.empty()) {
         env.checkpoint_dir = (std::filesystem::path(spec.checkpoint.dir) / a.job_id()).string();

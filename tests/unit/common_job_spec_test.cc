@@ -53,6 +53,7 @@ TEST(JobSpec, DesignExampleParsesWithItsValues) {
   EXPECT_EQ(s.allreduce.dtype, "fp16");
   EXPECT_DOUBLE_EQ(s.target_accuracy, 0.9);
   EXPECT_EQ(s.bench.max_bytes, 268435456);
+  EXPECT_EQ(s.tensorboard.every_steps, 10);  // the default: TensorBoard scalars every 10 steps
 }
 
 TEST(JobSpec, OmittedSeedStaysUnsetSoTheCoordinatorDrawsOne) {
@@ -64,8 +65,9 @@ TEST(JobSpec, ResolvedYamlRoundTrips) {
   JobSpec s = ParseJobSpec(kGood, {"schedule.decay=step", "schedule.step_epochs=[3, 6]",
                                    "optimizer.nesterov=true", "allreduce.bucket_mb=0.5",
                                    "bn_recalibration_batches=20", "init_from=/w/a.safetensors",
-                                   "init_from_skip=[fc, layer4.2]"});
+                                   "init_from_skip=[fc, layer4.2]", "tensorboard.every_steps=25"});
   JobSpec t = ParseJobSpec(JobSpecToYaml(s));
+  EXPECT_EQ(t.tensorboard.every_steps, 25);
   EXPECT_EQ(t.bn_recalibration_batches, 20);
   EXPECT_EQ(t.init_from, "/w/a.safetensors");
   EXPECT_EQ(t.init_from_skip, (std::vector<std::string>{"fc", "layer4.2"}));
@@ -161,6 +163,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bench.max_bytes=100", "bench.max_bytes", "bench.min_bytes"},
         BadCase{"bench.iterations=0", "bench.iterations", "1 .."},
         BadCase{"bench.warmup=-1", "bench.warmup", "0 .."},
+        BadCase{"tensorboard.every_steps=-1", "tensorboard.every_steps", "0 .. 1000000000"},
+        BadCase{"tensorboard.every_steps=often", "tensorboard.every_steps", "an integer"},
+        BadCase{"tensorboard.dir=/tmp", "tensorboard.dir", "unknown field"},
         BadCase{"learning_rate=0.1", "learning_rate", "unknown field"},
         BadCase{"workers=0x2", "workers", "an integer"}, BadCase{"workers=1_0", "workers", "an integer"},
         BadCase{"dataset.name=imagenet", "dataset.name", "imagenet-folder, shards"},

@@ -14,6 +14,7 @@
 #include "worker/trainer/checkpointing.h"
 #include "worker/trainer/mlperf_log.h"
 #include "worker/trainer/precise_bn.h"
+#include "worker/trainer/tensorboard_log.h"
 
 namespace dtrain::trainer {
 namespace {
@@ -110,6 +111,10 @@ namespace {
 
 void CheckAbort(const TrainEnv& env) {
   if (env.abort && env.abort->load()) Fail(ErrorCode::kAborted, "training aborted");
+}
+
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // The run itself; `mlperf` (null: no MLPerf log) gets the events from run
@@ -225,6 +230,10 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
                                     .batch_per_rank = spec.batch_per_worker,
                                     .seed = env.seed,
                                     .augment = spec.augment};
+  std::unique_ptr<TensorboardLog> tb;
+  if (env.rank == 0 && !env.tensorboard_dir.empty() && spec.tensorboard.every_steps > 0) {
+    tb = std::make_unique<TensorboardLog>(env.tensorboard_dir, TensorboardLog::LocalHost());
+  }
   const auto t_loop = Clock::now();
   for (int64_t step = start; step < total; ++step) {
     CheckAbort(env);
@@ -287,6 +296,12 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
       p.eval_top5_accuracy = ev.top5;
       p.eval_loss = ev.loss;
       if (mlperf) mlperf->EvalStop(step + 1, ev.top1, ev.loss, ev.top5);
+      if (tb) {
+        const double now = UnixSeconds();
+        tb->Scalar("eval/accuracy", step + 1, ev.top1, now);
+        tb->Scalar("eval/loss", step + 1, ev.loss, now);
+        if (ev.top5 >= 0) tb->Scalar("eval/top5_accuracy", step + 1, ev.top5, now);
+      }
       if (env.rank == 0) {
         spdlog::info("step {}/{} epoch {}: loss {:.4f}, test accuracy {:.4f}{}, test loss {:.4f}, {:.0f} img/s",
                      p.step, total, p.epoch, p.loss, ev.top1,
@@ -296,6 +311,15 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
       if (spec.target_accuracy > 0 && p.eval_accuracy >= spec.target_accuracy) {
         out.reached_target = true;
       }
+    }
+    if (tb && ((step + 1) % spec.tensorboard.every_steps == 0 || last || out.reached_target)) {
+      const double now = UnixSeconds();
+      const std::pair<const char*, double> points[] = {
+          {"train/loss", p.loss}, {"train/learning_rate", p.learning_rate},
+          {"train/images_per_second", p.images_per_second}, {"time/data_seconds", p.data_seconds},
+          {"time/compute_seconds", p.compute_seconds}, {"time/comm_seconds", p.comm_seconds},
+          {"time/update_seconds", p.update_seconds}};
+      for (const auto& [tag, v] : points) tb->Scalar(tag, p.step, v, now);
     }
     // The final weights are always saved (and reported) when checkpoints are on.
     if (!env.checkpoint_dir.empty() &&

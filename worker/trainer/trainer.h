@@ -83,6 +83,10 @@ struct TrainEnv {
   // empty: none. run_stop says "success" only when target_accuracy was
   // reached, "aborted" otherwise (an exception included).
   std::string mlperf_log_path;
+  // Rank 0 writes TensorBoard scalars into this directory (TensorboardLog,
+  // tensorboard_log.h) every spec.tensorboard.every_steps steps, at the last
+  // step and at every evaluation; empty: none.
+  std::string tensorboard_dir;
   // Checkpoints (checkpointing.h): this job's directory (spec.checkpoint.dir/
   // <job id>; empty: none), the checkpoint to resume from (empty: start
   // fresh), and rank 0's report once every rank has written one.
@@ -104,7 +108,8 @@ std::string ResolvePrecision(const std::string& precision, const std::string& de
 
 // Throws dtrain::Error: bad spec for this backend, data errors, communication
 // errors (naming ranks and hosts), kAborted when env.abort is set, an MLPerf
-// log path that cannot be opened (kInvalidArgument, naming it).
+// log path or TensorBoard directory that cannot be opened (kInvalidArgument,
+// naming it).
 TrainOutcome RunTraining(const JobSpec& spec, const TrainEnv& env);
 
 }  // namespace dtrain::trainer
