@@ -20,7 +20,7 @@ writes OUT/curves.csv and OUT/accuracy.png (gnuplot, Debian's gnuplot-nox).
                                [--warmup-epochs E] [--lars-lr LR] [--precise-bn-images 4096]
                                [--train-limit 0] [--build build]
                                [--only NAME,...]
-The default budget (8 epochs x 60,000 images x 3 runs) takes about an hour on 2 cores.
+The default budget (8 epochs x 60,000 images x 3 runs) took 90.6 min on 2 shared cores (bench/README.md).
 """
 
 import argparse
