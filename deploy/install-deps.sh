@@ -34,14 +34,17 @@ fi
 # protobuf >= 6.31), shadowing Debian's; 2.20.0 runs on Debian's protobuf 4.21, grpcio 1.51,
 # numpy 1.24 and Pillow 9.4, so only its pure-Python dependencies (and the data server) come from PyPI.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ ! -d "$REPO/.pydeps/tensorboard" ]; then
+# safetensors: the reference implementation checkpoint_safetensors_test compares ours with (also PyPI only).
+PYPI=()
+[ -d "$REPO/.pydeps/tensorboard" ] || PYPI+=(tensorboard==2.20.0 tensorboard-data-server==0.7.2 absl-py==2.5.1
+  markdown==3.11.3 werkzeug==3.1.9 markupsafe==3.0.4 packaging==26.4)
+[ -d "$REPO/.pydeps/safetensors" ] || PYPI+=(safetensors==0.8.0)
+if [ ${#PYPI[@]} -gt 0 ]; then
   if ! dpkg-query -W -f='${Status}' python3-pip 2>/dev/null | grep -q "ok installed"; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip
   fi
-  /usr/bin/python3 -m pip install -q --no-deps --target "$REPO/.pydeps" tensorboard==2.20.0 \
-    tensorboard-data-server==0.7.2 absl-py==2.5.1 markdown==3.11.3 werkzeug==3.1.9 markupsafe==3.0.4 \
-    packaging==26.4
+  /usr/bin/python3 -m pip install -q --no-deps --target "$REPO/.pydeps" "${PYPI[@]}"
 else
-  echo "install-deps: tensorboard present in $REPO/.pydeps"
+  echo "install-deps: tensorboard and safetensors present in $REPO/.pydeps"
 fi

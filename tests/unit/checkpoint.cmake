@@ -17,6 +17,7 @@ dtrain_prefixed_unit_test(checkpoint_file_test checkpoint.
 dtrain_prefixed_unit_test(checkpoint_safetensors_test checkpoint.
   SOURCES checkpoint_safetensors_test.cc
   LIBS dtrain_checkpoint)
+target_compile_definitions(checkpoint_safetensors_test PRIVATE DTRAIN_PYDEPS_DIR="${CMAKE_SOURCE_DIR}/.pydeps")
 
 dtrain_prefixed_unit_test(fuzz_regressions_test fuzz.
   SOURCES fuzz_regressions_test.cc

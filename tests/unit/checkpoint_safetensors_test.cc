@@ -182,8 +182,9 @@ TEST_F(SafetensorsTest, ReadsAFileWrittenByHandInPython) {
   EXPECT_EQ(got.metadata.at("made by").rfind("numpy ", 0), 0u);
 }
 
-// With the reference implementation (pip install --target DIR safetensors;
-// DTRAIN_SAFETENSORS_PYTHONPATH=DIR): it loads what we write, and we read what it writes.
+// With the reference implementation (deploy/install-deps.sh puts it in the
+// source tree's .pydeps; DTRAIN_SAFETENSORS_PYTHONPATH=DIR points elsewhere):
+// it loads what we write, and we read what it writes.
 constexpr char kReferenceCheck[] = R"PY(
 import json, sys
 import numpy as np
@@ -202,9 +203,10 @@ dump(ref, sys.argv[4])
 
 TEST_F(SafetensorsTest, ReferenceImplementationAgrees) {
   const char* dir = std::getenv("DTRAIN_SAFETENSORS_PYTHONPATH");
-  const std::string env = dir ? "PYTHONPATH=" + std::string(dir) : "";
+  const std::string env = "PYTHONPATH=" + std::string(dir ? dir : DTRAIN_PYDEPS_DIR);
   if (!RunPython(Tmp("check.py"), "import numpy, safetensors\n", "2>/dev/null", env))
-    GTEST_SKIP() << "the reference safetensors Python package is not importable; set DTRAIN_SAFETENSORS_PYTHONPATH";
+    GTEST_SKIP() << "the reference safetensors Python package is not importable from " << (dir ? dir : DTRAIN_PYDEPS_DIR)
+                 << " (deploy/install-deps.sh installs it; or set DTRAIN_SAFETENSORS_PYTHONPATH)";
   const SafetensorsFile ours = Sample();
   WriteSafetensorsFile(Tmp("ours.safetensors"), ours);
   ASSERT_TRUE(RunPython(
