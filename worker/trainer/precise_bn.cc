@@ -8,7 +8,6 @@ namespace dtrain::trainer {
 
 void RecalibrateBnStatistics(engine::TrainEngine& engine, data::DataSource& source, const PreciseBnOptions& o,
                              int64_t step, const Deadline& deadline) {
-  if (o.batches <= 0) return;
   constexpr uint64_t kStreamTag = 0x707265636973ull;  // "precis": apart from the training order's seeds
   data::LoaderOptions lo;
   lo.world_size = o.world_size;

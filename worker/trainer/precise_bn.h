@@ -21,7 +21,7 @@
 namespace dtrain::trainer {
 
 struct PreciseBnOptions {
-  int batches = 0;  // N; 0: nothing to do
+  int batches = 0;  // N >= 1 (the caller skips the call without precise BN)
   int world_size = 1;
   int rank = 0;
   int batch_per_rank = 128;

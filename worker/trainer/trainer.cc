@@ -224,7 +224,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     AverageBnStatistics(*eng, *env.comm, Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
     bn_averaged = true;
   };
-  const PreciseBnOptions precise_bn{.batches = spec.bn_recalibration_batches,
+  const PreciseBnOptions precise_bn{.batches = spec.batch_norm ? spec.bn_recalibration_batches : 0,
                                     .world_size = env.world_size,
                                     .rank = env.rank,
                                     .batch_per_rank = spec.batch_per_worker,
@@ -285,7 +285,7 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
     const bool last = step + 1 == total;
     if ((step + 1) % eval_every == 0 || last) {
       if (mlperf) mlperf->EvalStart(step + 1);
-      if (spec.batch_norm && spec.bn_recalibration_batches > 0) {
+      if (precise_bn.batches > 0) {
         RecalibrateBnStatistics(*eng, *source, precise_bn, step + 1,
                                 Deadline::AfterSeconds(spec.allreduce.timeout_seconds, env.abort));
         bn_averaged = false;
