@@ -128,8 +128,10 @@ std::string WorkersTable(const std::vector<v1::Worker>& workers) {
 }
 
 std::string BenchTable(const v1::BenchResult& b) {
-  std::string out = "Allreduce bench: backend " + OrDash(b.backend()) + ", dtype " +
-                    OrDash(b.dtype()) + ", " + std::to_string(b.world_size()) + " ranks\n";
+  std::string out = "Allreduce bench: backend " + OrDash(b.backend()) +
+                    (b.algorithm().empty() ? "" : " (" + b.algorithm() + ")") + ", dtype " +
+                    OrDash(b.dtype()) + ", " + std::to_string(b.world_size()) + " ranks" +
+                    (b.hosts() > 0 ? " on " + std::to_string(b.hosts()) + " host(s)" : "") + "\n";
   Table t({"size(B)", "count", "type", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "verified"},
           {true, true, true, true, true, true, true});
   double busbw_sum = 0;

@@ -258,6 +258,12 @@ void CheckValues(const JobSpec& s, Problems& p) {
   OneOf(p, "precision", s.precision, {"auto", "fp32", "fp16"});
   OneOf(p, "allreduce.backend", s.allreduce.backend, {"auto", "ucx", "nccl", "local"});
   OneOf(p, "allreduce.dtype", s.allreduce.dtype, {"fp16", "fp32"});
+  OneOf(p, "allreduce.algorithm", s.allreduce.algorithm, {"auto", "ring", "hierarchical"});
+  if (s.allreduce.backend == "nccl" && s.allreduce.algorithm == "hierarchical") {
+    p.Add("allreduce.algorithm", "'hierarchical' is the UCX backend's schedule; NCCL chooses ring, tree "
+                                 "or NVLS itself per call (NCCL_ALGO to force one): use algorithm auto "
+                                 "with backend nccl, or backend ucx/auto with hierarchical");
+  }
   Range(p, "allreduce.bucket_mb", s.allreduce.bucket_mb, 1e-3, 1024.0, " MiB");
   Range(p, "allreduce.timeout_seconds", s.allreduce.timeout_seconds, 0.1, 86400.0, " s");
   if (s.allreduce.backend == "local" && s.workers != 1) {
@@ -390,6 +396,7 @@ JobSpec ParseJobSpec(const std::string& yaml_text, const std::vector<std::string
     Reader o = r.Sub("allreduce");
     o.Get("backend", s.allreduce.backend, "a string");
     o.Get("dtype", s.allreduce.dtype, "a string");
+    o.Get("algorithm", s.allreduce.algorithm, "a string");
     o.Get("bucket_mb", s.allreduce.bucket_mb, "a number");
     o.Get("timeout_seconds", s.allreduce.timeout_seconds, "a number");
     o.RejectUnknown();
@@ -509,6 +516,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "allreduce" << YAML::Value << YAML::BeginMap
     << YAML::Key << "backend" << YAML::Value << s.allreduce.backend
     << YAML::Key << "dtype" << YAML::Value << s.allreduce.dtype
+    << YAML::Key << "algorithm" << YAML::Value << s.allreduce.algorithm
     << YAML::Key << "bucket_mb" << YAML::Value << s.allreduce.bucket_mb
     << YAML::Key << "timeout_seconds" << YAML::Value << s.allreduce.timeout_seconds << YAML::EndMap;
   e << YAML::Key << "eval_every_epochs" << YAML::Value << s.eval_every_epochs;

@@ -57,6 +57,7 @@ struct ScheduleSpec {
 
 struct AllreduceSpec {
   std::string backend = "auto";  // auto | ucx | nccl | local
+  std::string algorithm = "auto";  // auto | ring | hierarchical (ucx; NCCL picks its own)
   std::string dtype = "fp16";    // fp16 | fp32
   double bucket_mb = 4.0;
   double timeout_seconds = 60.0;  // deadline of every collective

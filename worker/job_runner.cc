@@ -61,6 +61,11 @@ std::unique_ptr<comm::Communicator> MakeCommunicator(const JobSpec& spec, const 
     return Deadline::AfterSeconds(timeout, abort);
   };
   std::string backend = spec.allreduce.backend;
+  // Hierarchical is the UCX backend's schedule (NCCL picks its own): asking
+  // for it settles backend auto.
+  if (backend == "auto" && spec.allreduce.algorithm == "hierarchical" && a.world_size() > 1) {
+    backend = "ucx";
+  }
   if (backend == "auto") {
 #ifdef DTRAIN_HAVE_NCCL
     const bool nccl_here = device.kind == "cuda" && spec.device != "cpu";
@@ -86,13 +91,23 @@ std::unique_ptr<comm::Communicator> MakeCommunicator(const JobSpec& spec, const 
   }
   if (backend == "nccl") return MakeNccl(a, device, control, deadline);
   if (!ucx) Fail(ErrorCode::kUnavailable, "allreduce.backend ucx: UCX failed to start on this worker");
-  return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), Peers(a));
+  comm::UcxCommOptions options;
+  options.algorithm = comm::ParseAllreduceAlgorithm(spec.allreduce.algorithm);
+  return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), Peers(a), options);
+}
+
+int DistinctHosts(const v1::Assignment& a) {
+  std::vector<std::string> hosts;
+  for (const v1::RankInfo& p : a.peers()) hosts.push_back(p.host());
+  std::sort(hosts.begin(), hosts.end());
+  return int(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
 }
 
 v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dtype,
                              const std::vector<jobs::BenchRowResult>& rows) {
   v1::BenchResult out;
   out.set_backend(c.backend());
+  out.set_algorithm(c.algorithm());
   out.set_dtype(dtype);
   out.set_world_size(c.world_size());
   for (const auto& r : rows) {
@@ -188,6 +203,9 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
     const double timeout = spec.allreduce.timeout_seconds;
     std::unique_ptr<comm::Communicator> comm =
         MakeCommunicator(spec, a, ucx_, devices_.at(0), *control_, abort.get());
+    spdlog::info("job {}: rank {} allreduce backend {}{}{} over {} host(s)", a.job_id(), a.rank(),
+                 comm->backend(), *comm->algorithm() ? ", algorithm " : "", comm->algorithm(),
+                 DistinctHosts(a));
     control_->Rendezvous(a.job_id(), "start", "", Deadline::AfterSeconds(timeout, abort.get()));
     if (spec.kind == "allreduce-bench") {
       const comm::DType dtype = comm::ParseDType(spec.allreduce.dtype);
@@ -205,6 +223,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
             report(p);
           });
       *fin->mutable_bench() = BenchToProto(*comm, spec.allreduce.dtype, rows);
+      fin->mutable_bench()->set_hosts(DistinctHosts(a));
     } else if (spec.kind == "train") {
       trainer::TrainEnv env;
       env.device = ChooseEngine(spec.device, devices_.at(0), cfg_.host);

@@ -1,6 +1,7 @@
 """A real coordinator and 3 real workers on loopback: the CLI submits an
 allreduce-bench job with --wait, it succeeds with every size verified, and
-`dtrain list --json` / `dtrain status --json` show it."""
+`dtrain list --json` / `dtrain status --json` show it. Also 4 workers that
+report two host names (--host) run the hierarchical schedule, verified."""
 
 import unittest
 
@@ -48,6 +49,23 @@ class AllreduceBenchThroughTheService(unittest.TestCase):
             self.assertIn("busbw", text)
             self.assertIn("SUCCEEDED", text)
             c.wait_idle(3)  # every worker returns to idle
+
+    def test_hierarchical_bench_on_two_named_hosts_is_verified(self):
+        with Cluster() as c:
+            for i, host in enumerate(["ita", "ita", "itb", "itb"]):
+                c.add_worker(i, extra=["--host", host])
+            c.wait_idle(4)
+            spec = c.write_spec("bench.yaml", SPEC.replace("workers: 3", "workers: 4").replace(
+                "dtype: fp16,", "dtype: fp16, algorithm: hierarchical,"))
+            r = c.cli("submit", spec, "--wait", timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            job = c.json("status", r.stdout.strip())
+            self.assertEqual(job["state"], "SUCCEEDED")
+            self.assertEqual(job["bench"]["algorithm"], "hierarchical")
+            self.assertEqual(job["bench"]["hosts"], 2)
+            self.assertTrue(all(row["verified"] for row in job["bench"]["rows"]), job["bench"])
+            text = c.cli("status", job["id"], check=True).stdout
+            self.assertIn("backend ucx (hierarchical), dtype fp16, 4 ranks on 2 host(s)", text)
 
 
 if __name__ == "__main__":

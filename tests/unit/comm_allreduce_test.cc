@@ -16,14 +16,7 @@ namespace {
 
 using testing::RunRanks;
 
-// Deterministic value in [-1, 1) from (rank, index).
-double Value(int rank, size_t i) {
-  uint64_t x = (uint64_t(rank) + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t(i) * 0xBF58476D1CE4E5B9ull);
-  x ^= x >> 31;
-  x *= 0x94D049BB133111EBull;
-  x ^= x >> 29;
-  return double(x >> 11) / double(1ull << 53) * 2.0 - 1.0;
-}
+using testing::Value;
 
 // The value a rank actually contributes (rounded to fp16 for fp16).
 double Input(int rank, size_t i, DType dtype) {

@@ -6,7 +6,8 @@
 // children still running at the timeout are killed (their code is then -1).
 // Peers are named host "h<rank>" (so endpoints use UCX peer-failure mode), or
 // all host "h0" with RunOptions.one_host (the worker's same-host mode, by
-// default NONE: shared memory + CMA); worker "w<rank>". RunOptions.parent runs
+// default NONE: shared memory + CMA), or RunOptions.hosts[rank] when given
+// (a simulated multi-host layout); worker "w<rank>". RunOptions.parent runs
 // in the parent once every child has its peers, while they run (to kill one).
 #pragma once
 
@@ -32,6 +33,7 @@ using RankBody = std::function<int(int rank, UcxWorker& worker, std::vector<Peer
 
 struct RunOptions {
   bool one_host = false;
+  std::vector<std::string> hosts;  // per rank; overrides one_host when not empty
   std::function<void(const std::vector<pid_t>& pids)> parent;
 };
 
@@ -77,7 +79,7 @@ inline bool RecvString(int fd, std::string* s, int timeout_ms) {
 }
 
 [[noreturn]] inline void ChildMain(int rank, int n, int up, int down, const RankBody& body,
-                                   bool one_host) {
+                                   const RunOptions& options) {
   int code = 3;
   try {
     DefaultUcxToLoopback();
@@ -86,7 +88,8 @@ inline bool RecvString(int fd, std::string* s, int timeout_ms) {
     std::vector<PeerInfo> peers(n);
     for (int i = 0; i < n; ++i) {
       peers[i].rank = i;
-      peers[i].host = "h" + std::to_string(one_host ? 0 : i);
+      peers[i].host = !options.hosts.empty() ? options.hosts[i]
+                                             : "h" + std::to_string(options.one_host ? 0 : i);
       peers[i].worker_id = "w" + std::to_string(i);
       if (!RecvString(down, &peers[i].ucx_address, 30000)) _exit(5);
     }
@@ -116,7 +119,7 @@ inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body,
       close(u[0]);
       close(d[1]);
       for (int i = 0; i < r; ++i) { close(up[i]); close(down[i]); }
-      ChildMain(r, n, u[1], d[0], body, options.one_host);
+      ChildMain(r, n, u[1], d[0], body, options);
     }
     close(u[1]);
     close(d[0]);
@@ -158,6 +161,15 @@ inline std::vector<int> RunRanks(int n, double timeout_s, const RankBody& body,
     waitpid(pids[r], nullptr, 0);
   }
   return codes;
+}
+
+// Deterministic test value in [-1, 1) from (rank, index).
+inline double Value(int rank, size_t i) {
+  uint64_t x = (uint64_t(rank) + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t(i) * 0xBF58476D1CE4E5B9ull);
+  x ^= x >> 31;
+  x *= 0x94D049BB133111EBull;
+  x ^= x >> 29;
+  return double(x >> 11) / double(1ull << 53) * 2.0 - 1.0;
 }
 
 // Child-side check: prints and returns false when `cond` does not hold.

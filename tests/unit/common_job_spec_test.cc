@@ -65,7 +65,8 @@ TEST(JobSpec, ResolvedYamlRoundTrips) {
   JobSpec s = ParseJobSpec(kGood, {"schedule.decay=step", "schedule.step_epochs=[3, 6]",
                                    "optimizer.nesterov=true", "allreduce.bucket_mb=0.5",
                                    "bn_recalibration_batches=20", "init_from=/w/a.safetensors",
-                                   "init_from_skip=[fc, layer4.2]", "tensorboard.every_steps=25"});
+                                   "init_from_skip=[fc, layer4.2]", "tensorboard.every_steps=25",
+                                   "allreduce.algorithm=hierarchical"});
   JobSpec t = ParseJobSpec(JobSpecToYaml(s));
   EXPECT_EQ(t.tensorboard.every_steps, 25);
   EXPECT_EQ(t.bn_recalibration_batches, 20);
@@ -75,7 +76,17 @@ TEST(JobSpec, ResolvedYamlRoundTrips) {
   EXPECT_EQ(t.schedule.step_epochs, (std::vector<double>{3, 6}));
   EXPECT_TRUE(t.optimizer.nesterov);
   EXPECT_DOUBLE_EQ(t.allreduce.bucket_mb, 0.5);
+  EXPECT_EQ(t.allreduce.algorithm, "hierarchical");
   EXPECT_EQ(*t.seed, 42u);
+}
+
+TEST(JobSpec, HierarchicalWithNcclIsRejectedSayingNcclPicksItsOwnAlgorithm) {
+  const std::string msg = ErrorOf(kGood, {"allreduce.backend=nccl", "allreduce.algorithm=hierarchical"});
+  EXPECT_NE(msg.find("`allreduce.algorithm`"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("NCCL chooses ring, tree or NVLS itself"), std::string::npos) << msg;
+  EXPECT_EQ(ParseJobSpec(kGood, {"allreduce.backend=ucx", "allreduce.algorithm=hierarchical"})
+                .allreduce.algorithm,
+            "hierarchical");
 }
 
 TEST(JobSpec, SetOverridesApplyInOrderAndCreateMaps) {
@@ -144,6 +155,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"allreduce.backend=mpi", "allreduce.backend", "auto, ucx, nccl, local"},
         BadCase{"allreduce.backend=local", "allreduce.backend", "workers: 1"},
         BadCase{"allreduce.dtype=int8", "allreduce.dtype", "fp16, fp32"},
+        BadCase{"allreduce.algorithm=tree", "allreduce.algorithm", "auto, ring, hierarchical"},
         BadCase{"allreduce.bucket_mb=0", "allreduce.bucket_mb", "MiB"},
         BadCase{"allreduce.timeout_seconds=0", "allreduce.timeout_seconds", " s)"},
         BadCase{"eval_every_epochs=0", "eval_every_epochs", ".. 10000"},

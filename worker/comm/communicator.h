@@ -36,6 +36,9 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual const char* backend() const = 0;
+  // The allreduce schedule ("ring" | "hierarchical" | "auto"); "" where the
+  // library picks its own (NCCL) or there is none (local).
+  virtual const char* algorithm() const { return ""; }
 
   // In place, host memory, any count >= 0. fp16 is accumulated in fp32 and
   // rounded once per reduction step; kAvg divides by world_size.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "worker/comm/host_layout.h"
 #include "worker/comm/reduce.h"
 
 namespace dtrain::comm {
@@ -43,6 +44,20 @@ struct Where {
   const char* phase;  // "reduce-scatter", "all-gather", "chain", "round"
   int step;           // 0-based
   int steps;
+  const char* level = "";  // hierarchical allreduce: "intra-host " | "inter-host "
+};
+
+// One ring over `group` (ranks in ring order, this rank among them) on the
+// chunks [bounds[c], bounds[c+1]) of a buffer: steps [t_begin, t_end) of the
+// 2(g-1)-step schedule (reduce-scatter steps 0..g-2, then all-gather). The
+// last reduce-scatter step scales the sum by last_scale.
+struct RingPlan {
+  const char* level;
+  std::vector<int> group;
+  std::vector<size_t> bounds;
+  int t_begin;
+  int t_end;
+  float last_scale;
 };
 
 class UcxCommunicator final : public Communicator {
@@ -51,7 +66,8 @@ class UcxCommunicator final : public Communicator {
                   const UcxCommOptions& options)
       : w_(worker), job_seq_(job_seq), rank_(rank), n_(int(peers.size())),
         seg_bytes_(options.segment_bytes), window_(options.window),
-        peers_(std::move(peers)), links_(peers_.size()) {}
+        algorithm_(options.algorithm), peers_(std::move(peers)), links_(peers_.size()),
+        layout_(HostLayout::FromPeers(peers_)) {}
 
   ~UcxCommunicator() override {
     std::vector<ucp_ep_h> eps;
@@ -63,6 +79,7 @@ class UcxCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int world_size() const override { return n_; }
   const char* backend() const override { return "ucx"; }
+  const char* algorithm() const override { return AllreduceAlgorithmName(algorithm_); }
 
   void AllReduce(void* data, size_t count, DType dtype, ReduceOp op,
                  const Deadline& deadline) override;
@@ -70,6 +87,8 @@ class UcxCommunicator final : public Communicator {
   void Barrier(const Deadline& deadline) override;
 
  private:
+  void Ring(const RingPlan& plan, char* base, DType dtype);
+  void Hierarchical(char* base, size_t count, DType dtype, float scale);
   void Begin(const char* name, const Deadline& deadline);
   ucp_ep_h Ep(int peer);
   void PostSend(int peer, const void* buf, size_t bytes, const Where& where);
@@ -90,8 +109,10 @@ class UcxCommunicator final : public Communicator {
   const int n_;
   const size_t seg_bytes_;
   const int window_;
+  const AllreduceAlgorithm algorithm_;
   const std::vector<PeerInfo> peers_;
   std::vector<PeerLink> links_;  // sized once: error callbacks hold pointers
+  const HostLayout layout_;
 
   // The current call.
   const char* call_name_ = "";
@@ -269,7 +290,7 @@ void UcxCommunicator::Check(const Where& where, int waiting_on) {
 }
 
 void UcxCommunicator::FailCall(ErrorCode code, const Where& where, const std::string& what) {
-  std::string msg = std::string(call_name_) + " " + where.phase + " step " +
+  std::string msg = std::string(call_name_) + " " + where.level + where.phase + " step " +
                     std::to_string(where.step + 1) + "/" + std::to_string(where.steps) +
                     " [job " + std::to_string(job_seq_) + ", rank " + std::to_string(rank_) +
                     " of " + std::to_string(n_) + "]: " + what;
@@ -324,46 +345,83 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
   Begin("allreduce", deadline);
   if (count == 0 || n_ == 1) return;
 
-  const size_t es = DTypeSize(dtype);
   char* base = static_cast<char*>(data);
-  const size_t per = count / n_, extra = count % n_;
-  auto off = [&](int c) { return c * per + std::min<size_t>(c, extra); };
-  auto len = [&](int c) { return per + (size_t(c) < extra ? 1 : 0); };
+  const float scale = op == ReduceOp::kAvg ? 1.0f / float(n_) : 1.0f;
+  AllreduceAlgorithm algo = algorithm_;
+  if (algo == AllreduceAlgorithm::kAuto) {
+    algo = ChooseAllreduceAlgorithm(count * DTypeSize(dtype), layout_.num_hosts(), n_,
+                                    layout_.max_local);
+  }
+  if (algo == AllreduceAlgorithm::kHierarchical && layout_.num_hosts() > 1 && layout_.max_local > 1) {
+    Hierarchical(base, count, dtype, scale);
+    return;
+  }
+  std::vector<int> all(n_);
+  for (int r = 0; r < n_; ++r) all[r] = r;
+  Ring({"", std::move(all), HostLayout::Split(count, n_), 0, 2 * (n_ - 1), scale}, base, dtype);
+}
+
+// Reduce-scatter inside each host, one ring per shard across hosts among the
+// shard's owners (HostLayout), all-gather inside each host. Every rank walks
+// its shards in increasing order, so the cross-host rings cannot wait on each
+// other in a cycle.
+void UcxCommunicator::Hierarchical(char* base, size_t count, DType dtype, float scale) {
+  const HostLayout& l = layout_;
+  const int h = l.host_of[rank_], lh = int(l.hosts[h].size()), nh = l.num_hosts();
+  const std::vector<size_t> shards = HostLayout::Split(count, l.max_local);
+  const std::vector<size_t> intra = l.IntraChunks(h, shards);
+  Ring({"intra-host ", l.hosts[h], intra, 0, lh - 1, 1.0f}, base, dtype);
+  for (int s = 0; s < l.max_local; ++s) {
+    std::vector<int> owners(nh);
+    for (int g = 0; g < nh; ++g) owners[g] = l.Owner(g, s);
+    if (owners[h] != rank_) continue;
+    std::vector<size_t> bounds = HostLayout::Split(shards[s + 1] - shards[s], nh);
+    for (size_t& b : bounds) b += shards[s];
+    Ring({"inter-host ", std::move(owners), std::move(bounds), 0, 2 * (nh - 1), scale}, base, dtype);
+  }
+  Ring({"intra-host ", l.hosts[h], intra, lh - 1, 2 * (lh - 1), 1.0f}, base, dtype);
+}
+
+void UcxCommunicator::Ring(const RingPlan& rp, char* base, DType dtype) {
+  const int g = int(rp.group.size());
+  if (g <= 1 || rp.t_begin >= rp.t_end) return;
+  const int p = int(std::find(rp.group.begin(), rp.group.end(), rank_) - rp.group.begin());
+  const size_t es = DTypeSize(dtype);
+  auto len = [&](int c) { return rp.bounds[c + 1] - rp.bounds[c]; };
   const size_t seg = std::max<size_t>(1, seg_bytes_ / es);  // elements per segment
   auto nseg = [&](int c) { return (len(c) + seg - 1) / seg; };
-  auto seg_ptr = [&](int c, size_t k) { return base + (off(c) + k * seg) * es; };
+  auto seg_ptr = [&](int c, size_t k) { return base + (rp.bounds[c] + k * seg) * es; };
   auto seg_bytes = [&](int c, size_t k) { return std::min(seg, len(c) - k * seg) * es; };
 
-  const int right = (rank_ + 1) % n_, left = (rank_ + n_ - 1) % n_;
-  const int steps = 2 * (n_ - 1);  // n-1 reduce-scatter steps, then n-1 all-gather steps
-  auto send_chunk = [&](int t) { return ((rank_ - t) % n_ + n_) % n_; };
-  auto recv_chunk = [&](int t) { return ((rank_ - t - 1) % n_ + n_) % n_; };
+  const int right = rp.group[(p + 1) % g], left = rp.group[(p + g - 1) % g];
+  const int steps = 2 * (g - 1), end = rp.t_end;  // g-1 reduce-scatter steps, then g-1 all-gather
+  auto send_chunk = [&](int t) { return ((p - t) % g + g) % g; };
+  auto recv_chunk = [&](int t) { return ((p - t - 1) % g + g) % g; };
   auto where = [&](int t) {
-    return t < n_ - 1 ? Where{"reduce-scatter", t, steps} : Where{"all-gather", t, steps};
+    return Where{t < g - 1 ? "reduce-scatter" : "all-gather", t, steps, rp.level};
   };
   // Receive cursor over (step, segment), skipping empty chunks.
   auto skip = [&](int& t, size_t& k) {
-    while (t < steps && k >= nseg(recv_chunk(t))) { ++t; k = 0; }
+    while (t < end && k >= nseg(recv_chunk(t))) { ++t; k = 0; }
   };
   char* scratch = Scratch(size_t(window_) * seg * es);
-  const float last_scale = op == ReduceOp::kAvg ? 1.0f / float(n_) : 1.0f;
   Ep(left);
   Ep(right);
 
-  // Step 0 sends come straight from the user's buffer; every later send is
+  // The first step's sends come straight from the buffer; every later send is
   // posted as soon as the segment it forwards has been received and reduced.
-  for (size_t k = 0, c = send_chunk(0); k < nseg(c); ++k)
-    PostSend(right, seg_ptr(c, k), seg_bytes(c, k), where(0));
+  for (size_t k = 0, c = send_chunk(rp.t_begin); k < nseg(c); ++k)
+    PostSend(right, seg_ptr(c, k), seg_bytes(c, k), where(rp.t_begin));
 
-  int pt = 0, dt = 0;  // next (step, segment) to post / to complete
+  int pt = rp.t_begin, dt = rp.t_begin;  // next (step, segment) to post / to complete
   size_t pk = 0, dk = 0;
   uint64_t posted = 0, done = 0;
   skip(pt, pk);
   skip(dt, dk);
-  while (dt < steps) {
-    while (pt < steps && posted - done < uint64_t(window_)) {
+  while (dt < end) {
+    while (pt < end && posted - done < uint64_t(window_)) {
       const int c = recv_chunk(pt);
-      char* dst = pt < n_ - 1 ? scratch + (posted % window_) * seg * es : seg_ptr(c, pk);
+      char* dst = pt < g - 1 ? scratch + (posted % window_) * seg * es : seg_ptr(c, pk);
       PostRecv(left, dst, seg_bytes(c, pk), where(pt));
       ++posted;
       ++pk;
@@ -371,17 +429,17 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
     }
     WaitFrontRecv(where(dt));
     const int c = recv_chunk(dt);
-    if (dt < n_ - 1) {
+    if (dt < g - 1) {
       ReduceInto(seg_ptr(c, dk), scratch + (done % window_) * seg * es, seg_bytes(c, dk) / es,
-                 dtype, dt == n_ - 2 ? last_scale : 1.0f);
+                 dtype, dt == g - 2 ? rp.last_scale : 1.0f);
     }
     ++done;
-    if (dt + 1 < steps) PostSend(right, seg_ptr(c, dk), seg_bytes(c, dk), where(dt + 1));
+    if (dt + 1 < end) PostSend(right, seg_ptr(c, dk), seg_bytes(c, dk), where(dt + 1));
     ReapSends(where(dt));
     ++dk;
     skip(dt, dk);
   }
-  WaitAllSends(where(steps - 1));
+  WaitAllSends(where(end - 1));
 }
 
 void UcxCommunicator::Broadcast(void* data, size_t bytes, int root, const Deadline& deadline) {
@@ -444,6 +502,11 @@ std::unique_ptr<Communicator> MakeUcxCommunicator(UcxWorker& worker, uint32_t jo
                                                   std::vector<PeerInfo> peers,
                                                   UcxCommOptions options) {
   const int n = int(peers.size());
+  if (options.algorithm != AllreduceAlgorithm::kRing &&
+      options.algorithm != AllreduceAlgorithm::kHierarchical &&
+      options.algorithm != AllreduceAlgorithm::kAuto) {
+    Fail(ErrorCode::kInvalidArgument, "ucx communicator: unknown allreduce algorithm");
+  }
   if (options.segment_bytes < 4096 || options.window < 1) {
     Fail(ErrorCode::kInvalidArgument, "ucx communicator: segment_bytes " +
                                           std::to_string(options.segment_bytes) + " < 4096 or window " +

@@ -3,6 +3,11 @@
 // are pipelined across steps (a segment is forwarded as soon as it is reduced),
 // with a small window of receives in flight so transfer overlaps reduction;
 // sends go straight from the user buffer and all-gather receives land in it.
+// Hierarchical (UcxCommOptions.algorithm): the same ring reduce-scatter among
+// the ranks of each host (peers' host names), a ring allreduce of each shard
+// across hosts among its owners (one ring per local rank, so every host link
+// is busy), and the ring all-gather inside each host; any count, uneven hosts
+// (HostLayout). kAuto picks per call by size and layout (allreduce_algorithm.h).
 // Broadcast: pipelined chain from the root. Barrier: dissemination.
 // Messages are tagged (job_seq, source rank, call sequence): see UcxTag.
 #pragma once
@@ -11,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "worker/comm/allreduce_algorithm.h"
 #include "worker/comm/communicator.h"
 #include "worker/comm/ucx_worker.h"
 
@@ -22,6 +28,7 @@ namespace dtrain::comm {
 struct UcxCommOptions {
   size_t segment_bytes = size_t(512) << 10;
   int window = 4;
+  AllreduceAlgorithm algorithm = AllreduceAlgorithm::kRing;
 };
 
 // `peers` lists all ranks in rank order (peers[i].rank == i); peers[rank] is
