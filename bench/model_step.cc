@@ -2,6 +2,11 @@
 // and a per-layer time breakdown of one step.
 //   bench_model_step [--model resnet20] [--batch 128] [--image 28]
 //                    [--channels 1] [--classes 10] [--steps 5] [--threads 1,2]
+//                    [--profile-json FILE]
+// --profile-json writes the per-layer breakdown (1 BLAS thread, mean over the
+// steps) as the scaling model's profile (bench/scaling/README.md): layers in
+// BACKWARD order, each with its forward/backward seconds, forward MACs per
+// image and the parameter tensors whose gradients it makes ready (fp32 bytes).
 #include <cblas.h>
 
 #include <algorithm>
@@ -10,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -42,12 +48,99 @@ std::string Kind(const std::string& layer) {
   return layer;
 }
 
+// The profile layer that produces a tensor's gradient: "X.weight"/"X.bias"
+// come from layer "X"; the FC's from the head ("gap_fc_loss").
+std::string LayerOfTensor(const std::string& tensor) {
+  const std::string layer = tensor.substr(0, tensor.rfind('.'));
+  return layer == "fc" ? "gap_fc_loss" : layer;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
+// Forward multiply-accumulates per image of every conv and the FC, by layer name.
+std::map<std::string, double> MacsPerImage(const dtrain::model::ResnetArch& a) {
+  std::map<std::string, double> macs;
+  auto conv = [&](const dtrain::model::ArchConv& c) {
+    macs[c.name] = double(c.shape.weight_size()) * c.shape.out_h() * c.shape.out_w();
+  };
+  conv(a.stem_conv);
+  for (const auto& b : a.blocks) {
+    for (int i = 0; i < b.nconv; ++i) conv(b.conv[i]);
+    if (b.proj) conv(b.pconv);
+  }
+  macs["gap_fc_loss"] = double(a.feat_c) * a.num_classes;
+  return macs;
+}
+
+// Writes the scaling model's profile (see the header comment).
+void WriteProfileJson(const std::string& path, const dtrain::model::Model<float>& m,
+                      int batch, int steps) {
+  const auto& prof = m.profile();
+  const auto& tensors = m.tensors();
+  const auto macs = MacsPerImage(m.arch());
+  std::map<std::string, std::vector<int>> tensors_of;  // layer -> tensor indices, decreasing
+  for (int t = int(tensors.size()) - 1; t >= 0; --t) tensors_of[LayerOfTensor(tensors[t].name)].push_back(t);
+  size_t matched = 0;
+  double fwd = 0, bwd = 0;
+  for (const auto& p : prof) {
+    fwd += p.forward_s / steps;
+    bwd += p.backward_s / steps;
+  }
+  std::ofstream f(path);
+  if (!f) dtrain::Fail(dtrain::ErrorCode::kInvalidArgument, "--profile-json: cannot write " + path);
+  char num[64];
+  auto D = [&](double v) {
+    std::snprintf(num, sizeof num, "%.9g", v);
+    return std::string(num);
+  };
+  f << "{\n  \"model\": " << JsonString(m.name()) << ",\n  \"source\": "
+    << JsonString("bench_model_step: CPU kernels, 1 BLAS thread, mean of " + std::to_string(steps) + " steps")
+    << ",\n  \"batch\": " << batch << ",\n  \"image_size\": " << m.options().image_size
+    << ",\n  \"grad_dtype\": \"fp32\",\n  \"forward_s\": " << D(fwd) << ",\n  \"backward_s\": " << D(bwd)
+    << ",\n  \"optimizer_s\": 0,\n  \"layers\": [";
+  // Backward runs the profile entries in exactly the reverse of their order.
+  for (int i = int(prof.size()) - 1; i >= 0; --i) {
+    const auto& p = prof[i];
+    const auto it = tensors_of.find(p.name);
+    size_t bytes = 0;
+    std::string tj;
+    if (it != tensors_of.end()) {
+      for (int t : it->second) {
+        bytes += tensors[t].size * sizeof(float);
+        tj += std::string(tj.empty() ? "" : ", ") + "{\"name\": " + JsonString(tensors[t].name) +
+              ", \"elems\": " + std::to_string(tensors[t].size) +
+              ", \"no_decay\": " + (tensors[t].no_decay ? "true" : "false") + "}";
+        ++matched;
+      }
+    }
+    const auto mc = macs.find(p.name);
+    f << (i + 1 == int(prof.size()) ? "\n" : ",\n") << "    {\"name\": " << JsonString(p.name)
+      << ", \"forward_s\": " << D(p.forward_s / steps) << ", \"backward_s\": " << D(p.backward_s / steps)
+      << ", \"macs_per_image\": " << D(mc == macs.end() ? 0 : mc->second) << ", \"grad_bytes\": " << bytes
+      << ", \"tensors\": [" << tj << "]}";
+  }
+  f << "\n  ]\n}\n";
+  if (matched != tensors.size()) {
+    dtrain::Fail(dtrain::ErrorCode::kInternal, "--profile-json: " + std::to_string(tensors.size() - matched) +
+                                                   " parameter tensors match no profiled layer");
+  }
+  if (!f) dtrain::Fail(dtrain::ErrorCode::kInvalidArgument, "--profile-json: writing " + path + " failed");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model = "resnet20";
   int batch = 128, image = 28, channels = 1, classes = 10, steps = 5;
   std::vector<int> threads = {1, 2};
+  std::string profile_json;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -56,6 +149,7 @@ int main(int argc, char** argv) {
     else if (k == "--channels") channels = std::atoi(v.c_str());
     else if (k == "--classes") classes = std::atoi(v.c_str());
     else if (k == "--steps") steps = std::atoi(v.c_str());
+    else if (k == "--profile-json") profile_json = v;
     else if (k == "--threads") {
       threads.clear();
       for (const char* p = v.c_str(); *p;) {
@@ -120,6 +214,7 @@ int main(int argc, char** argv) {
       k.second += p.backward_s / steps;
     }
     total /= steps;
+    if (!profile_json.empty()) WriteProfileJson(profile_json, *m, batch, steps);
     std::printf("\nper-layer time, 1 BLAS thread, ms per step (total %.1f ms)\n", total * 1e3);
     std::printf("%-28s %9s %9s %7s\n", "layer", "fwd_ms", "bwd_ms", "share");
     for (const auto& p : m->profile())

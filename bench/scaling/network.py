@@ -1,0 +1,88 @@
+"""Network descriptions and allreduce cost, simulated step by step (alpha + bytes/beta per step).
+
+Network JSON (bench/scaling/networks/*.json):
+  {"name": str, "gpus_per_node": L, "nics_per_node": int,
+   "intra": {"alpha_s": s, "bandwidth_Bps": B/s},   one GPU's link to its ring neighbour in the
+                                                     node, one direction (NVLink, shared memory)
+   "inter": {"alpha_s": s, "bandwidth_Bps": B/s,    ONE NIC, one direction
+             "latencies_per_step": k (default 1), "overhead_s": o (default 0)}
+              --inter-latency-us d replaces alpha_s by k*d + o (k: one-way latencies a step
+              waits, e.g. a rendezvous handshake before the data; o: software per step)
+   "reduce_Bps": B/s or null,   memory-bound sum of a received chunk (CPU reductions); null:
+                                reduction is free (fused on the GPU, hidden behind the transfer)
+   "flow_max_nics": int (default nics_per_node): NICs one flow can stripe over}
+Flows leaving a node at the same time share its NICs equally: each gets
+min(nics_per_node / flows, flow_max_nics) x inter bandwidth.
+
+collectives.py turns a network into allreduce times.
+"""
+import json
+import os
+from dataclasses import dataclass, replace
+from typing import Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class Link:
+    alpha_s: float
+    bandwidth_Bps: float
+    latencies_per_step: float = 1.0
+    overhead_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    gpus_per_node: int
+    nics_per_node: int
+    intra: Link
+    inter: Link
+    reduce_Bps: Optional[float] = None
+    flow_max_nics: Optional[int] = None
+
+    def flow_bandwidth(self, flows_out_of_node: int) -> float:
+        cap = self.flow_max_nics or self.nics_per_node
+        return min(self.nics_per_node / flows_out_of_node, cap) * self.inter.bandwidth_Bps
+
+    @staticmethod
+    def from_dict(d: dict, where: str = "network") -> "Network":
+        try:
+            net = Network(name=d.get("name", where), gpus_per_node=int(d["gpus_per_node"]),
+                          nics_per_node=int(d["nics_per_node"]),
+                          intra=Link(float(d["intra"]["alpha_s"]), float(d["intra"]["bandwidth_Bps"])),
+                          inter=Link(float(d["inter"]["alpha_s"]), float(d["inter"]["bandwidth_Bps"]),
+                                     float(d["inter"].get("latencies_per_step", 1.0)),
+                                     float(d["inter"].get("overhead_s", 0.0))),
+                          reduce_Bps=None if d.get("reduce_Bps") is None else float(d["reduce_Bps"]),
+                          flow_max_nics=d.get("flow_max_nics"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: needs gpus_per_node, nics_per_node, intra/inter "
+                             f"{{alpha_s, bandwidth_Bps}} ({e!r})") from e
+        if (net.gpus_per_node < 1 or net.nics_per_node < 1 or min(net.intra.bandwidth_Bps,
+                net.inter.bandwidth_Bps) <= 0 or min(net.intra.alpha_s, net.inter.alpha_s) < 0
+                or (net.reduce_Bps is not None and net.reduce_Bps <= 0)):
+            raise ValueError(f"{where}: counts must be >= 1, bandwidths > 0, alphas >= 0")
+        return net
+
+    @staticmethod
+    def load(name_or_path: str) -> "Network":
+        path = name_or_path
+        if not os.path.exists(path):
+            path = os.path.join(HERE, "networks", name_or_path + ".json")
+        if not os.path.exists(path):
+            names = sorted(f[:-5] for f in os.listdir(os.path.join(HERE, "networks")))
+            raise ValueError(f"network '{name_or_path}': no such file; built in: {', '.join(names)}")
+        with open(path) as f:
+            return Network.from_dict(json.load(f), path)
+
+    def with_inter(self, gbit: float = None, latency_us: float = None) -> "Network":
+        """The same network with the inter-node link's rate (Gbit/s per NIC) or alpha replaced."""
+        inter = self.inter
+        if gbit is not None:
+            inter = replace(inter, bandwidth_Bps=gbit * 1e9 / 8)
+        if latency_us is not None:
+            inter = replace(inter, alpha_s=inter.latencies_per_step * latency_us * 1e-6
+                            + inter.overhead_s)
+        return replace(self, inter=inter)
