@@ -1,8 +1,12 @@
 // CoordinatorCore: the coordinator's state machine, free of gRPC. It owns the
 // worker registry, the FIFO job queue, rank assignment, rendezvous barriers and
 // the heartbeat deadline. The gRPC service (service.cc) turns RPCs into calls
-// here; messages to a worker go out through its WorkerChannel. One mutex guards
-// everything; no call blocks on the network while holding it.
+// here; messages to a worker go out through its WorkerChannel. One reader-writer
+// mutex guards everything; no call blocks on the network while holding it.
+// Readers (GetJob, ListJobs, ListWorkers) and plain heartbeats share it, so
+// they run side by side on gRPC's callback threads; everything else takes it
+// exclusively (WriteLock). A heartbeat only stores its worker's last-seen
+// time (atomic); one that reports a step it waits in goes the exclusive way.
 //
 // Queue (scheduler.cc): FIFO by arrival; a job that cannot start keeps its
 // place and says why in its `reason` ("waiting for 8 workers, 2 registered,
@@ -43,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,8 +98,10 @@ class CoordinatorCore {
   std::vector<v1::Job> ListJobs() const;
   v1::Job Cancel(const std::string& job_id);
   std::vector<v1::Worker> ListWorkers() const;
-  // The same, copied straight into an RPC response (one copy, not two).
-  void ListWorkers(v1::ListWorkersResponse* out) const;
+  // The same as a serialized v1::ListWorkersResponse, for the RPC: each
+  // worker's bytes are cached until the next exclusive section, and only the
+  // heartbeat ages are written per call (exact at the time of the call).
+  std::string ListWorkersSerialized() const;
   // Calls `on_change` (outside the lock) with a snapshot whenever the job
   // changes, until it ends or the returned token is destroyed.
   using WatchFn = std::function<void(const v1::Job&)>;
@@ -113,11 +120,29 @@ class CoordinatorCore {
   void CheckDeadlines(SteadyTime now);
 
  private:
+  // A worker's last message time: heartbeats store it under the shared lock
+  // (several streams at once), so it is atomic; copying copies the value.
+  class AtomicTime {
+   public:
+    AtomicTime() = default;
+    AtomicTime(const AtomicTime& o) : ns_(o.ns_.load(std::memory_order_relaxed)) {}
+    AtomicTime& operator=(const AtomicTime& o) {
+      ns_.store(o.ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      return *this;
+    }
+    SteadyTime load() const {
+      return SteadyTime(SteadyTime::duration(ns_.load(std::memory_order_relaxed)));
+    }
+    void store(SteadyTime t) { ns_.store(t.time_since_epoch().count(), std::memory_order_relaxed); }
+
+   private:
+    std::atomic<SteadyTime::rep> ns_{0};
+  };
   struct Worker {
     v1::Worker info;
     std::string ucx_address;
     std::shared_ptr<WorkerChannel> channel;
-    SteadyTime last_seen;
+    AtomicTime last_seen;
     std::string draining_job;  // aborted for a restart; BUSY until it reports the end
     SteadyTime drain_deadline;
     SteadyTime dead_since;  // when it was declared DEAD (dropped dead_worker_seconds later)
@@ -214,8 +239,34 @@ class CoordinatorCore {
 
   void HealthLoop();
 
+  // mu_ held exclusively; also marks ListWorkers' cache stale. Every writer
+  // takes it this way except OnWorkerMessage, which marks the cache stale only
+  // for the one message that changes a worker (JobFinished): a new path that
+  // changes a worker's info or the set of workers must use WriteLock.
+  std::unique_lock<std::shared_mutex> WriteLock() {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    ++registry_generation_;
+    return lock;
+  }
+  // A plain heartbeat (no waiting step): the last-seen time only, shared lock.
+  // False when it needs the exclusive path.
+  bool OnPlainHeartbeat(const std::string& worker_id, const v1::WorkerMessage& msg);
+
   const CoreOptions opt_;
-  mutable std::mutex mu_;
+  mutable std::shared_mutex mu_;
+  uint64_t registry_generation_ = 1;  // bumped by WriteLock; read under either lock
+  // ListWorkers' cache (worker_list.cc): each worker's v1::Worker serialized
+  // as a ListWorkersResponse entry without its age, in id order, built for
+  // registry_generation_ == list_generation_. Rebuilt under list_mu_ with mu_
+  // shared; read with mu_ shared only (no writer can run, so no rebuild either).
+  struct ListRow {
+    std::string entry;             // field-1 tag, length, the worker's bytes
+    const AtomicTime* last_seen;   // its worker's, valid for this generation
+  };
+  mutable std::mutex list_mu_;
+  mutable uint64_t list_generation_ = 0;
+  mutable std::vector<ListRow> list_rows_;
+  mutable size_t list_bytes_ = 0;
   std::map<std::string, Worker> workers_;
   std::map<std::string, Job> jobs_;
   std::deque<std::string> queue_;  // job ids, FIFO

@@ -52,7 +52,7 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
   Notices notices;
   std::string id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     id = WorkerIdFor(reg, out, notices);
     Worker& w = workers_[id];
     w = Worker{};  // nothing of a previous life (a drain marker above all) carries over
@@ -67,7 +67,7 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
     w.info.set_pid(reg.pid());
     w.ucx_address = reg.ucx_address();
     w.channel = std::move(channel);
-    w.last_seen = std::chrono::steady_clock::now();
+    w.last_seen.store(std::chrono::steady_clock::now());
     RecordWorker(w);
     WarnSameLocalRank(w);
     v1::CoordinatorMessage msg;
@@ -83,15 +83,32 @@ std::string CoordinatorCore::RegisterWorker(const v1::Register& reg,
   return id;
 }
 
+bool CoordinatorCore::OnPlainHeartbeat(const std::string& worker_id, const v1::WorkerMessage& msg) {
+  if (msg.msg_case() != v1::WorkerMessage::kHeartbeat || msg.heartbeat().waiting_step() > 0) {
+    return false;
+  }
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && it->second.info.state() != v1::DEAD) {
+    it->second.last_seen.store(std::chrono::steady_clock::now());
+  }
+  return true;
+}
+
 void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::WorkerMessage& msg) {
+  if (OnPlainHeartbeat(worker_id, msg)) return;
   Outbox out;
   Notices notices;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    // Progress, rendezvous and step heartbeats (every rank, every few steps)
+    // change only the job: they leave ListWorkers' cache valid. Only a
+    // finished job changes a worker (state, job, rank).
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (msg.msg_case() == v1::WorkerMessage::kFinished) ++registry_generation_;
     auto it = workers_.find(worker_id);
     if (it == workers_.end() || it->second.info.state() == v1::DEAD) return;
     Worker& w = it->second;
-    w.last_seen = std::chrono::steady_clock::now();
+    w.last_seen.store(std::chrono::steady_clock::now());
     const std::string job_id = w.info.job_id();
     switch (msg.msg_case()) {
       case v1::WorkerMessage::kProgress:
@@ -143,7 +160,7 @@ void CoordinatorCore::OnWorkerDisconnected(const std::string& worker_id,
   Outbox out;
   Notices notices;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     auto it = workers_.find(worker_id);
     if (it == workers_.end() || it->second.channel.get() != channel) return;
     const std::string job_id = it->second.info.job_id();
@@ -179,7 +196,7 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
   Outbox out;
   Notices notices;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     DropDeadWorkers(now);  // first: a worker declared dead below stays listed for its grace
     const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(opt_.heartbeat_timeout_seconds));
@@ -194,11 +211,11 @@ void CoordinatorCore::CheckDeadlines(SteadyTime now) {
         changed = true;
         continue;
       }
-      if (w.info.state() == v1::DEAD || now - w.last_seen <= timeout) continue;
+      if (w.info.state() == v1::DEAD || now - w.last_seen.load() <= timeout) continue;
       const std::string job_id = w.info.job_id();
       char why[128];
       std::snprintf(why, sizeof(why), "no heartbeat for %.1f s (deadline %.1f s)",
-                    Seconds(now - w.last_seen), opt_.heartbeat_timeout_seconds);
+                    Seconds(now - w.last_seen.load()), opt_.heartbeat_timeout_seconds);
       DeclareDead(w, why, out);
       if (auto jt = jobs_.find(job_id); jt != jobs_.end()) Touch(jt->second, notices);
       changed = true;
@@ -295,41 +312,18 @@ void CoordinatorCore::WarnSameLocalRank(const Worker& w) const {
   }
 }
 
-void CoordinatorCore::ListWorkers(v1::ListWorkersResponse* resp) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
-  resp->mutable_workers()->Reserve(int(workers_.size()));
-  for (const auto& [id, w] : workers_) {
-    v1::Worker* out = resp->add_workers();
-    *out = w.info;
-    out->set_last_heartbeat_age_seconds(Seconds(now - w.last_seen));
-  }
-}
-
-std::vector<v1::Worker> CoordinatorCore::ListWorkers() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
-  std::vector<v1::Worker> out;
-  out.reserve(workers_.size());
-  for (const auto& [id, w] : workers_) {
-    out.push_back(w.info);
-    out.back().set_last_heartbeat_age_seconds(Seconds(now - w.last_seen));
-  }
-  return out;
-}
-
 std::shared_ptr<void> CoordinatorCore::Watch(const std::string& job_id, WatchFn on_change) {
   v1::Job snapshot;
   uint64_t key;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     snapshot = FindJob(job_id).info;
     key = next_watcher_++;
     watchers_[key] = Watcher{job_id, on_change};
   }
   on_change(snapshot);
   return std::shared_ptr<void>(nullptr, [this, key](void*) {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     watchers_.erase(key);
   });
 }

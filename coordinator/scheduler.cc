@@ -58,7 +58,7 @@ v1::Job CoordinatorCore::Submit(const std::string& spec_yaml,
   Notices notices;
   v1::Job snapshot;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     const uint64_t n = next_job_++;
     char id[32];
     std::snprintf(id, sizeof(id), "job-%06llu", static_cast<unsigned long long>(n));
@@ -99,12 +99,12 @@ CoordinatorCore::Job& CoordinatorCore::FindJob(const std::string& job_id) {
 }
 
 v1::Job CoordinatorCore::GetJob(const std::string& job_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   return const_cast<CoordinatorCore*>(this)->FindJob(job_id).info;
 }
 
 std::vector<v1::Job> CoordinatorCore::ListJobs() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<v1::Job> out;
   out.reserve(jobs_.size());
   for (const auto& [id, job] : jobs_) out.push_back(job.info);
@@ -116,7 +116,7 @@ v1::Job CoordinatorCore::Cancel(const std::string& job_id) {
   Notices notices;
   v1::Job snapshot;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    auto lock = WriteLock();
     Job& job = FindJob(job_id);
     if (IsTerminal(job.info.state())) return job.info;  // nothing to cancel: unchanged
     if (job.info.state() == v1::QUEUED) {
@@ -441,7 +441,7 @@ bool CoordinatorCore::InspectStalls(Job& job, SteadyTime now) {
     // the collective), well before the heartbeat deadline fails the job.
     auto wit = workers_.find(job.worker_ids[r]);
     if (wit != workers_.end()) {
-      waited = std::max(waited, std::chrono::duration<double>(now - wit->second.last_seen).count());
+      waited = std::max(waited, std::chrono::duration<double>(now - wit->second.last_seen.load()).count());
     }
     if (waited < opt_.stall_timeout_seconds) continue;
     v1::StalledRank s;

@@ -247,7 +247,20 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   bool has_pending_ = false, writing_ = false, saw_terminal_ = false, done_ = false;
 };
 
-class CoordinatorService final : public v1::Coordinator::CallbackService {
+// The serialized answer handed to gRPC without a copy: the slice owns the string.
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); },
+                    owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// ListWorkers is registered raw (ByteBuffer in and out): the core serializes
+// its answer itself (CoordinatorCore::ListWorkersSerialized), and the request
+// (ListWorkersRequest, no fields) is not parsed.
+using ServiceBase = v1::Coordinator::WithRawCallbackMethod_ListWorkers<v1::Coordinator::CallbackService>;
+
+class CoordinatorService final : public ServiceBase {
  public:
   CoordinatorService(CoordinatorCore& core, const Authorizer& auth) : core_(core), auth_(auth) {}
 
@@ -273,12 +286,10 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                       const v1::CancelJobRequest* req, v1::Job* resp) override {
     return Unary(ctx, Client(ctx, "CancelJob"), [&] { *resp = core_.Cancel(req->job_id()); });
   }
-  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
-                                        const v1::ListWorkersRequest*,
-                                        v1::ListWorkersResponse* resp) override {
-    return Unary(ctx, Client(ctx, "ListWorkers"), [&] {
-      core_.ListWorkers(resp);
-    });
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer*,
+                                        grpc::ByteBuffer* resp) override {
+    return Unary(ctx, Client(ctx, "ListWorkers"),
+                 [&] { *resp = ToByteBuffer(core_.ListWorkersSerialized()); });
   }
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {

@@ -583,6 +583,17 @@ int Main(int argc, char** argv) {
     std::printf("coordinator cpu: n/a (give --coordinator-pid);  ");
   }
   std::printf("loadgen cpu: %.0f %% of one core;  client slots skipped: %lld\n", self_cpu, (long long)skipped);
+  // Coordinator CPU per 1,000 client calls per second, and per 1,000 messages
+  // per second with the heartbeats counted as calls too.
+  const double rpc_per_s = double(all_ms.size()) / wall;
+  const double hb_per_s = double(fs.heartbeats_written) / std::max(wall, 1e-9);
+  const double cpu_per_krps = c_cpu >= 0 && rpc_per_s > 0 ? c_cpu / (rpc_per_s / 1000) : -1;
+  const double cpu_per_kmsg = c_cpu >= 0 && rpc_per_s + hb_per_s > 0 ? c_cpu / ((rpc_per_s + hb_per_s) / 1000) : -1;
+  if (c1.ok) {
+    std::printf("coordinator CPU per 1,000 RPC/s: %.1f %% of one core (%.0f client calls/s); per 1,000 "
+                "calls + heartbeats/s: %.1f %% (%.0f heartbeats/s)\n",
+                cpu_per_krps, rpc_per_s, cpu_per_kmsg, hb_per_s);
+  }
   std::printf("machine: %d cpus, %.0f %% busy during the run; other processes used %.0f %% of one core\n",
               OnlineCpus(), host_busy, others_cpu);
   if (!fs.first_end_reason.empty()) std::printf("first stream end: %s\n", fs.first_end_reason.c_str());
@@ -615,6 +626,10 @@ int Main(int argc, char** argv) {
                         {"rss_mib", c1.rss_kib / 1024.0},
                         {"peak_rss_mib", c1.hwm_kib / 1024.0},
                         {"threads", c1.threads},
+                        {"cpu_percent_per_1000_rpc_per_s", cpu_per_krps},
+                        {"cpu_percent_per_1000_rpc_and_heartbeats_per_s", cpu_per_kmsg},
+                        {"client_rpc_per_s", rpc_per_s},
+                        {"heartbeats_per_s", hb_per_s},
                         {"heartbeat_timeout_s", f.heartbeat_timeout}};
   out["loadgen_cpu_percent_of_one_core"] = self_cpu;
   out["machine"] = {{"cpus", OnlineCpus()}, {"busy_percent", host_busy}, {"others_cpu_percent_of_one_core", others_cpu}};
