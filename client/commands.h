@@ -27,6 +27,10 @@ int RunCancel(const GlobalOptions& g, const std::string& job_id);
 // export.cc: the job's checkpoint of `step` (0: its last) as safetensors.
 int RunExport(const GlobalOptions& g, const std::string& job_id, int64_t step, const std::string& out);
 
+// logs.cc: each rank's job log lines ("[rank R host] line" on stdout; what
+// is known of a rank whose lines cannot be read on stderr). rank -1: all.
+int RunLogs(const GlobalOptions& g, const std::string& job_id, int rank, int64_t tail, bool follow);
+
 // Reads the spec file; throws CliError(kExitUsage) naming the file when it is
 // missing, a directory, unreadable or empty.
 std::string ReadSpecFile(const std::string& path);

@@ -86,6 +86,17 @@ int Run(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   exp->add_option("-o,--output", export_out, "the .safetensors file to write")->required();
 
+  auto* logs = app.add_subcommand("logs", "print a job's log lines from its workers");
+  logs->add_option("JOB", job_id, "job id")->required();
+  int logs_rank = -1;
+  int64_t logs_tail = 100;
+  bool logs_follow = false;
+  logs->add_option("--rank", logs_rank, "only this rank (default: every rank)")->check(CLI::NonNegativeNumber);
+  logs->add_option("--tail", logs_tail, "the last N lines of each rank (0: all the worker keeps)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  logs->add_flag("-f,--follow", logs_follow, "then print new lines as they come, until the job ends");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -110,6 +121,7 @@ int Run(int argc, char** argv) {
   if (watch->parsed()) return RunWatch(g, job_id);
   if (cancel->parsed()) return RunCancel(g, job_id);
   if (exp->parsed()) return RunExport(g, job_id, export_step, export_out);
+  if (logs->parsed()) return RunLogs(g, job_id, logs_rank, logs_tail, logs_follow);
   return kExitUsage;  // unreachable: require_subcommand(1)
 }
 

@@ -210,4 +210,22 @@ CoordinatorClient::WatchEnd CoordinatorClient::WatchJob(
   impl_->Throw(status, address_, "WatchJob", max_seconds);
 }
 
+bool CoordinatorClient::GetJobLogs(const v1::GetJobLogsRequest& req, double max_seconds,
+                                   const std::function<void(const v1::JobLogsChunk&)>& on_chunk) {
+  impl_->CheckConnect(address_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(After(max_seconds));
+  impl_->Authorize(ctx);
+  auto reader = impl_->stub->GetJobLogs(&ctx, req);
+  v1::JobLogsChunk chunk;
+  while (reader->Read(&chunk)) on_chunk(chunk);
+  const grpc::Status status = reader->Finish();
+  if (status.ok()) return true;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      impl_->channel->GetState(false) == GRPC_CHANNEL_READY) {
+    return false;
+  }
+  impl_->Throw(status, address_, "GetJobLogs", max_seconds);
+}
+
 }  // namespace dtrain::cli

@@ -47,6 +47,13 @@ class CoordinatorClient {
   WatchEnd WatchJob(const std::string& job_id, double max_seconds,
                     const std::function<bool(const v1::Job&)>& on_event);
 
+  // Opens a GetJobLogs stream (deadline: now + max_seconds) and passes every
+  // chunk to on_chunk until the coordinator closes it. Failures (an unknown
+  // job: NOT_FOUND) throw CliError; the stream outliving max_seconds returns
+  // false.
+  bool GetJobLogs(const v1::GetJobLogsRequest& req, double max_seconds,
+                  const std::function<void(const v1::JobLogsChunk&)>& on_chunk);
+
   const std::string& address() const { return address_; }
 
  private:

@@ -107,6 +107,25 @@ class CoordinatorCore {
   using WatchFn = std::function<void(const v1::Job&)>;
   std::shared_ptr<void> Watch(const std::string& job_id, WatchFn on_change);
 
+  // ---- dtrain logs (log_sources.cc; LogRelay asks the workers) ----
+  // Where each rank's log lines are: its worker and the channel to ask it
+  // when that worker is connected, else `unavailable` says what is known
+  // (worker, host, state, why it was lost, the job's reason). Throws
+  // kNotFound for an unknown job; a job without ranks yet gives none.
+  struct LogSource {
+    int rank = 0;
+    std::string worker_id, host;
+    std::shared_ptr<WorkerChannel> channel;
+    std::string unavailable;
+  };
+  std::vector<LogSource> LogSources(const std::string& job_id, std::string* job_state) const;
+  // The worker still has this stream and is not DEAD.
+  bool WorkerConnected(const std::string& worker_id, const WorkerChannel* channel) const;
+  std::string WorkerSummary(const std::string& worker_id) const;  // "DEAD (why)", "IDLE", ...
+  // Workers' LogLines go to `fn` (outside the lock); null: dropped.
+  using LogLinesFn = std::function<void(const std::string& worker_id, const v1::LogLines&)>;
+  void SetLogLinesHandler(LogLinesFn fn);
+
   // ---- worker side ----
   // Returns the worker id (reused when `reg.worker_id` names a known worker).
   std::string RegisterWorker(const v1::Register& reg, std::shared_ptr<WorkerChannel> channel);
@@ -146,6 +165,7 @@ class CoordinatorCore {
     std::string draining_job;  // aborted for a restart; BUSY until it reports the end
     SteadyTime drain_deadline;
     SteadyTime dead_since;  // when it was declared DEAD (dropped dead_worker_seconds later)
+    std::string dead_reason;  // why it was declared DEAD (for dtrain logs)
   };
   // An id from the store of a previous coordinator, not registered again yet.
   struct Returning {
@@ -278,6 +298,9 @@ class CoordinatorCore {
   uint64_t next_worker_ = 1, worker_block_end_ = 0;
   std::map<std::string, Returning> returning_;  // by id
   uint64_t next_seq_ = 1, seq_block_end_ = 0;
+
+  std::mutex log_lines_mu_;
+  LogLinesFn log_lines_;
 
   std::atomic<bool> stop_{false};
   std::mutex health_mu_;

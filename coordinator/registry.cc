@@ -96,6 +96,15 @@ bool CoordinatorCore::OnPlainHeartbeat(const std::string& worker_id, const v1::W
 }
 
 void CoordinatorCore::OnWorkerMessage(const std::string& worker_id, const v1::WorkerMessage& msg) {
+  if (msg.msg_case() == v1::WorkerMessage::kLogLines) {  // dtrain logs: no state to change
+    LogLinesFn fn;
+    {
+      std::lock_guard<std::mutex> lock(log_lines_mu_);
+      fn = log_lines_;
+    }
+    if (fn) fn(worker_id, msg.log_lines());
+    return;
+  }
   if (OnPlainHeartbeat(worker_id, msg)) return;
   Outbox out;
   Notices notices;
@@ -179,6 +188,7 @@ void CoordinatorCore::DeclareDead(Worker& w, const std::string& why, Outbox& out
   const int rank = w.info.rank();
   w.info.set_state(v1::DEAD);
   w.dead_since = std::chrono::steady_clock::now();
+  w.dead_reason = why;
   w.draining_job.clear();
   w.info.clear_job_id();
   w.info.set_rank(-1);

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "coordinator/auth.h"
+#include "coordinator/log_relay.h"
 #include "proto/dtrain.grpc.pb.h"
 
 namespace dtrain::coordinator {
@@ -262,7 +263,8 @@ using ServiceBase = v1::Coordinator::WithRawCallbackMethod_ListWorkers<v1::Coord
 
 class CoordinatorService final : public ServiceBase {
  public:
-  CoordinatorService(CoordinatorCore& core, const Authorizer& auth) : core_(core), auth_(auth) {}
+  CoordinatorService(CoordinatorCore& core, const Authorizer& auth)
+      : core_(core), auth_(auth), logs_(core) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* req,
@@ -298,6 +300,13 @@ class CoordinatorService final : public ServiceBase {
     }
     return new WatchReactor(core_, req->job_id());
   }
+  grpc::ServerWriteReactor<v1::JobLogsChunk>* GetJobLogs(grpc::CallbackServerContext* ctx,
+                                                         const v1::GetJobLogsRequest* req) override {
+    if (grpc::Status st = Client(ctx, "GetJobLogs"); !st.ok()) {
+      return new Rejected<grpc::ServerWriteReactor<v1::JobLogsChunk>>(st);
+    }
+    return logs_.Open(*req);
+  }
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerSession(
       grpc::CallbackServerContext* ctx) override {
     if (grpc::Status st = Authorize(auth_, ctx, Role::kWorker, "WorkerSession"); !st.ok()) {
@@ -313,6 +322,7 @@ class CoordinatorService final : public ServiceBase {
 
   CoordinatorCore& core_;
   const Authorizer& auth_;
+  LogRelay logs_;
 };
 
 }  // namespace

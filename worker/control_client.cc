@@ -57,6 +57,9 @@ struct ControlClient::Impl {
           handlers.on_abort(msg.command().job_id(), msg.command().reason());
         }
         break;
+      case v1::CoordinatorMessage::kLogRequest:
+        if (handlers.on_log_request) handlers.on_log_request(msg.log_request());
+        break;
       case v1::CoordinatorMessage::kRendezvous: {
         std::lock_guard<std::mutex> l(mu);
         auto it = rendezvous.find({msg.rendezvous().job_id(), msg.rendezvous().key()});

@@ -25,6 +25,7 @@ class ControlClient {
     // Called on the reader thread; must return quickly.
     std::function<void(const v1::Assignment&)> on_assignment;
     std::function<void(const std::string& job_id, const std::string& reason)> on_abort;
+    std::function<void(const v1::LogRequest&)> on_log_request;  // may be empty
     // The stream broke: abort the running job and return once it has ended
     // (the coordinator has already failed it); then we register again.
     std::function<void(const std::string& why)> on_disconnect;

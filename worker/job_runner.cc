@@ -15,6 +15,7 @@
 #include "worker/comm/ucx_communicator.h"
 #include "worker/control_client.h"
 #include "worker/engine/train_engine.h"
+#include "worker/job_log.h"
 #include "worker/jobs/allreduce_bench.h"
 #include "worker/trainer/trainer.h"
 #include "worker/worker_metrics.h"
@@ -147,8 +148,10 @@ std::string ChooseEngine(const std::string& requested, const DeviceInfo& device,
 }  // namespace
 
 JobRunner::JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices,
-                     comm::UcxWorker* ucx, ControlClient* control, WorkerMetrics* metrics)
-    : cfg_(cfg), devices_(std::move(devices)), ucx_(ucx), control_(control), metrics_(metrics) {}
+                     comm::UcxWorker* ucx, ControlClient* control, WorkerMetrics* metrics,
+                     JobLogStore* logs)
+    : cfg_(cfg), devices_(std::move(devices)), ucx_(ucx), control_(control), metrics_(metrics),
+      logs_(logs) {}
 
 JobRunner::~JobRunner() { AbortAndJoin("worker shutting down"); }
 
@@ -192,7 +195,9 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
   v1::WorkerMessage out;
   v1::JobFinished* fin = out.mutable_finished();
   fin->set_job_id(a.job_id());
-  spdlog::info("job {}: rank {} of {} starting", a.job_id(), a.rank(), a.world_size());
+  const JobLogScope log_scope(a.job_id());  // this thread's lines are the job's (dtrain logs)
+  spdlog::info("job {}: rank {} of {} starting (attempt {}) on host {}", a.job_id(), a.rank(),
+               a.world_size(), a.attempt(), cfg_.host);
   if (metrics_) metrics_->StartJob(a.job_id(), a.rank(), a.world_size());
   const auto report = [&](const v1::WorkerMessage& m) {
     if (metrics_) metrics_->Observe(m.progress());
@@ -318,6 +323,7 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
     }
   }
   if (metrics_) metrics_->EndJob();
+  if (logs_) logs_->MarkEnded(a.job_id());
   control_->SetWaiting("", 0);
   {
     // Idle BEFORE saying so: the coordinator may assign the next job the

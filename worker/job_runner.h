@@ -23,12 +23,13 @@ namespace dtrain::worker {
 
 class ControlClient;
 class WorkerMetrics;
+class JobLogStore;
 
 class JobRunner {
  public:
-  // `metrics` may be null (no --metrics).
+  // `metrics` may be null (no --metrics); `logs` may be null (no job logs kept).
   JobRunner(const WorkerConfig& cfg, std::vector<DeviceInfo> devices, comm::UcxWorker* ucx,
-            ControlClient* control, WorkerMetrics* metrics);
+            ControlClient* control, WorkerMetrics* metrics, JobLogStore* logs = nullptr);
   ~JobRunner();
 
   void Start(const v1::Assignment& assignment);  // returns at once
@@ -43,6 +44,7 @@ class JobRunner {
   comm::UcxWorker* ucx_;
   ControlClient* control_;
   WorkerMetrics* metrics_;
+  JobLogStore* logs_;
   std::mutex mu_;
   std::thread thread_;
   std::string job_id_;  // running job, empty when idle

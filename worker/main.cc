@@ -18,7 +18,9 @@
 #include "worker/config.h"
 #include "worker/control_client.h"
 #include "worker/devices.h"
+#include "worker/job_log.h"
 #include "worker/job_runner.h"
+#include "worker/log_requests.h"
 #include "worker/worker_metrics.h"
 
 namespace {
@@ -91,16 +93,23 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
 
+    // Every job's lines, kept for `dtrain logs` (in memory and under --log-dir).
+    JobLogStore job_logs(cfg.log_dir);
+    spdlog::default_logger()->sinks().push_back(job_logs.Sink());
     std::unique_ptr<JobRunner> runner;
+    std::unique_ptr<LogRequestServer> log_server;
     ControlClient control(
         cfg, reg,
         {.on_assignment = [&](const v1::Assignment& a) { runner->Start(a); },
          .on_abort = [&](const std::string& job, const std::string& why) { runner->Abort(job, why); },
+         .on_log_request = [&](const v1::LogRequest& r) { log_server->Handle(r); },
          .on_disconnect = [&](const std::string& why) {
            runner->AbortAndJoin("lost the coordinator: " + why);
          }});
+    log_server = std::make_unique<LogRequestServer>(
+        job_logs, cfg.host, [&control](const v1::WorkerMessage& m) { return control.Send(m); });
     runner = std::make_unique<JobRunner>(cfg, devices, ucx.get(), &control,
-                                         exposer ? metrics.get() : nullptr);
+                                         exposer ? metrics.get() : nullptr, &job_logs);
     std::thread watcher([&] {
       while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       spdlog::info("stopping");
@@ -117,6 +126,7 @@ int main(int argc, char** argv) {
     }
     g_stop = true;
     watcher.join();
+    log_server.reset();
     return rc;
   } catch (const Error& e) {
     std::fprintf(stderr, "dtrain-worker: %s\n", e.what());

@@ -161,7 +161,7 @@ class Auth(unittest.TestCase):
         import grpc
         ident = lambda b: b  # noqa: E731
         try:
-            if rpc == "WatchJob":
+            if rpc in ("WatchJob", "GetJobLogs"):
                 it = ch.unary_stream(SVC + rpc, request_serializer=ident,
                                      response_deserializer=ident)(request, metadata=md, timeout=10)
                 first = next(it)
@@ -205,6 +205,7 @@ class Auth(unittest.TestCase):
                 "ListJobs": b"",
                 "CancelJob": pb_bytes(1, queued),
                 "WatchJob": pb_bytes(1, queued),
+                "GetJobLogs": pb_bytes(1, queued),
                 "ListWorkers": b"",
                 "WorkerSession": pb_bytes(1, pb_bytes(1, "rogue-host") + pb_int(6, 4242)),
             }
@@ -244,6 +245,9 @@ class Auth(unittest.TestCase):
             self.assertEqual((code, len(pb_fields(resp)[1])), (ok, 1))
             code, resp = self.call(ch, "WatchJob", bearer(CLIENT_TOKEN), requests["WatchJob"])
             self.assertEqual((code, pb_fields(pb_fields(resp)[1][0])[1][0].decode()), (ok, queued))
+            code, resp = self.call(ch, "GetJobLogs", bearer(CLIENT_TOKEN), requests["GetJobLogs"])
+            self.assertEqual(code, ok, resp)
+            self.assertIn(b"is QUEUED and has no ranks yet", pb_fields(resp)[2][0])  # JobLogsChunk.notes
             code, resp = self.call(ch, "CancelJob", bearer(CLIENT_TOKEN), requests["CancelJob"])
             self.assertEqual((code, pb_fields(resp)[4][0]), (ok, 5))  # state CANCELLED
             code, resp = self.call(ch, "SubmitJob", bearer(CLIENT_TOKEN), requests["SubmitJob"])
