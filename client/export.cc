@@ -16,6 +16,7 @@
 #include "client/rpc.h"
 #include "common/error.h"
 #include "common/job_spec.h"
+#include "worker/checkpoint/checkpoint_dirs.h"
 #include "worker/checkpoint/weights_file.h"
 
 namespace dtrain::cli {
@@ -26,12 +27,8 @@ namespace fs = std::filesystem;
 // The step directory of checkpoint `step` among the job's (names "step-N").
 fs::path FindStep(const fs::path& job_dir, int64_t step, const std::string& job_id) {
   std::string have;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(job_dir, ec)) {
-    long long n = 0;
-    char tail = 0;
-    if (!e.is_directory() || std::sscanf(e.path().filename().c_str(), "step-%lld%c", &n, &tail) != 1) continue;
-    if (n == step) return e.path();
+  for (const auto& [n, path] : ckpt::ListStepDirs(job_dir.string())) {
+    if (n == step) return path;
     have += (have.empty() ? "" : ", ") + std::to_string(n);
   }
   throw CliError(kExitNotFound, "job " + job_id + " has no checkpoint of step " + std::to_string(step) + " in " +

@@ -143,7 +143,7 @@ TEST(Weights, AModelCheckpointExportsWithItsRecordedArchitectureAndAnOldOneIsRef
   d.meta.erase("num_classes");
   WriteCheckpointFile(path, d);
   const std::string e = ErrorOf([&] { ModelCheckpointToSafetensors(path, {}); });
-  EXPECT_NE(e.find(path + ": no 'num_classes' entry"), std::string::npos) << e;
+  EXPECT_NE(e.find(path + ": checkpoint has no 'num_classes' entry"), std::string::npos) << e;
   std::filesystem::remove(path);
 }
 

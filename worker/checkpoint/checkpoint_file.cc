@@ -1,6 +1,8 @@
 #include "worker/checkpoint/checkpoint_file.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <array>
 #include <bit>
 #include <cstdio>
@@ -384,6 +386,28 @@ void WriteCheckpointFile(const std::string& path, const CheckpointData& data) {
 
 CheckpointData ReadCheckpointFile(const std::string& path) {
   return ParseCheckpoint(ReadWholeFile(path, "checkpoint"), path);
+}
+
+const std::string& MetaEntry(const CheckpointData& d, const std::string& file, const std::string& key,
+                             const std::string& hint) {
+  auto it = d.meta.find(key);
+  if (it == d.meta.end()) {
+    Fail(ErrorCode::kDataLoss, file + ": checkpoint has no '" + key + "' entry" + (hint.empty() ? "" : ": " + hint));
+  }
+  return it->second;
+}
+
+int64_t MetaInteger(const CheckpointData& d, const std::string& file, const std::string& key, int64_t lo,
+                    int64_t hi, const std::string& hint) {
+  const std::string& v = MetaEntry(d, file, key, hint);
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi) {
+    Fail(ErrorCode::kDataLoss, file + ": checkpoint entry '" + key + "' is '" + v + "', not an integer in [" +
+                                   std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return x;
 }
 
 }  // namespace dtrain::ckpt

@@ -52,6 +52,14 @@ void WriteCheckpointFile(const std::string& path, const CheckpointData& data);
 // actual). Messages read "<path>: <problem> at offset <n>: <expected>".
 CheckpointData ReadCheckpointFile(const std::string& path);
 
+// A meta entry of a checkpoint read from `file`; Error(kDataLoss) naming the
+// file and key (and `hint`, e.g. how to get a newer checkpoint) when absent.
+const std::string& MetaEntry(const CheckpointData& d, const std::string& file, const std::string& key,
+                             const std::string& hint = "");
+// The entry as an integer in [lo, hi]; Error(kDataLoss) naming it otherwise.
+int64_t MetaInteger(const CheckpointData& d, const std::string& file, const std::string& key, int64_t lo,
+                    int64_t hi, const std::string& hint = "");
+
 // Same checks, from memory (for fuzzing); `name` stands for the path in messages.
 CheckpointData ParseCheckpoint(std::span<const uint8_t> bytes, const std::string& name);
 

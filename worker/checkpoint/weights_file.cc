@@ -29,24 +29,16 @@ bool Skipped(const std::string& name, const std::vector<std::string>& skip) {
   return false;
 }
 
+constexpr const char* kOldCheckpoint =
+    "a checkpoint written before dtrain recorded the architecture in it; resume the job once to write a "
+    "new checkpoint";
+
 const std::string& MetaOf(const CheckpointData& d, const std::string& file, const std::string& key) {
-  auto it = d.meta.find(key);
-  if (it == d.meta.end()) {
-    Fail(ErrorCode::kDataLoss, file + ": no '" + key +
-                                   "' entry: a checkpoint written before dtrain recorded the architecture in it; "
-                                   "resume the job once to write a new checkpoint");
-  }
-  return it->second;
+  return MetaEntry(d, file, key, kOldCheckpoint);
 }
 
 int IntMeta(const CheckpointData& d, const std::string& file, const std::string& key) {
-  const std::string& v = MetaOf(d, file, key);
-  char* end = nullptr;
-  const long x = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || x <= 0 || x > (1 << 20)) {
-    Fail(ErrorCode::kDataLoss, file + ": entry '" + key + "' is '" + v + "', not a positive integer");
-  }
-  return int(x);
+  return int(MetaInteger(d, file, key, 1, 1 << 20, kOldCheckpoint));
 }
 
 }  // namespace
@@ -107,7 +99,7 @@ SafetensorsFile ModelCheckpointToSafetensors(const std::string& path,
     }
     return it->second;
   };
-  const int64_t step = std::strtoll(MetaOf(d, path, "step").c_str(), nullptr, 10);
+  const int64_t step = MetaInteger(d, path, "step", 0, INT64_MAX);
   return WeightsToSafetensors(arch, tensor("params", arch.num_params), tensor("bn_running", arch.num_buffers),
                               step, extra_metadata);
 }

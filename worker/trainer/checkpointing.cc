@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "worker/checkpoint/checkpoint_dirs.h"
 #include "worker/checkpoint/checkpoint_file.h"
 #include "worker/checkpoint/weights_file.h"
 
@@ -19,22 +20,11 @@ namespace fs = std::filesystem;
 constexpr const char* kFormat = "dtrain-train-1";
 
 const std::string& Meta(const ckpt::CheckpointData& d, const std::string& file, const std::string& key) {
-  auto it = d.meta.find(key);
-  if (it == d.meta.end()) {
-    Fail(ErrorCode::kDataLoss, file + ": checkpoint has no '" + key + "' entry (not written by this dtrain?)");
-  }
-  return it->second;
+  return ckpt::MetaEntry(d, file, key, "not written by this dtrain?");
 }
 
 int64_t MetaInt(const ckpt::CheckpointData& d, const std::string& file, const std::string& key) {
-  const std::string& v = Meta(d, file, key);
-  char* end = nullptr;
-  errno = 0;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0) {
-    Fail(ErrorCode::kDataLoss, file + ": checkpoint entry '" + key + "' is '" + v + "', not an integer");
-  }
-  return x;
+  return ckpt::MetaInteger(d, file, key, INT64_MIN, INT64_MAX, "not written by this dtrain?");
 }
 
 const std::vector<float>& Tensor(const ckpt::CheckpointData& d, const std::string& file,
@@ -75,9 +65,7 @@ double ParseScale(const ckpt::CheckpointData& d, const std::string& file) {
 }  // namespace
 
 std::string CheckpointStepDir(const std::string& job_dir, int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "step-%09lld", static_cast<long long>(step));
-  return (fs::path(job_dir) / name).string();
+  return ckpt::StepDirPath(job_dir, step);
 }
 
 bool CheckpointDue(const CheckpointSpec& spec, int64_t steps_done, int64_t steps_per_epoch) {
@@ -133,24 +121,14 @@ void WriteCheckpoint(const std::string& dir, const JobSpec& spec, const RunPosit
 
 void PruneCheckpoints(const std::string& job_dir, int keep, int64_t written_step,
                       const std::string& protect_dir) {
-  std::vector<std::pair<int64_t, fs::path>> dirs;  // (step, path)
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(job_dir, ec)) {
-    const std::string name = e.path().filename().string();
-    long long step = 0;
-    char tail = 0;
-    if (e.is_directory() && std::sscanf(name.c_str(), "step-%lld%c", &step, &tail) == 1) {
-      dirs.push_back({step, e.path()});
-    }
-  }
-  std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   int kept = 0;
-  for (const auto& [step, path] : dirs) {
+  for (const auto& [step, path] : ckpt::ListStepDirs(job_dir)) {  // newest first
     const bool newest = step <= written_step && kept < std::max(1, keep);
     if (newest) ++kept;
     if (newest || (!protect_dir.empty() && fs::equivalent(path, protect_dir, ec))) continue;
     fs::remove_all(path, ec);
-    if (ec) spdlog::warn("could not remove old checkpoint {}: {}", path.string(), ec.message());
+    if (ec) spdlog::warn("could not remove old checkpoint {}: {}", path, ec.message());
   }
 }
 
