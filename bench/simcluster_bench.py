@@ -9,6 +9,7 @@ trainer's warm-up steps). Writes a CSV and prints a table.
   /usr/bin/python3 bench/simcluster_bench.py [--topologies 2x2,4x2] [--links 1gbit/100us,5gbit/50us]
       [--algorithms ring,hierarchical] [--out bench/simcluster/results.csv]
   /usr/bin/python3 bench/simcluster_bench.py --shm-check   # do namespaces bypass the links?
+  /usr/bin/python3 bench/simcluster_bench.py --calibrate 7 [--calibrate-layout 2x2]  # unshaped ring
 
 Latency needs the netem qdisc; without it a link's latency is 0 (what the
 CSV's link_latency_us says) and the run prints so. The machine is shared:
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "../deploy"))
 import simcluster  # noqa: E402
 
 FIELDS = ["hosts", "local_ranks", "link_gbit", "link_latency_us", "algorithm", "bytes", "busbw_GBps",
-          "step_s", "images_per_s", "kind", "model", "link_bytes_per_host"]
+          "step_s", "images_per_s", "kind", "model", "link_bytes_per_host", "compute_s"]
 
 BENCH = """
 name: simbench-{algo}
@@ -84,7 +85,7 @@ def measure(a, hosts, per_host, rate, delay, algorithms, rows):
             for r in job["bench"]["rows"]:
                 rows.append(dict(base, algorithm=algo, bytes=int(r["bytes"]), busbw_GBps=round(r["busbw_gbps"], 4),
                                  step_s="", images_per_s="", kind="allreduce", model="",
-                                 link_bytes_per_host=moved))
+                                 link_bytes_per_host=moved, compute_s=""))
                 print(f"  {hosts}x{per_host} {rate:>7} {algo:>12} {int(r['bytes']):>10} B  busbw "
                       f"{r['busbw_gbps']:.3f} GB/s", flush=True)
             spec = TRAIN.format(algo=algo, workers=workers, model=a.model, batch=a.batch, steps=a.steps,
@@ -95,8 +96,14 @@ def measure(a, hosts, per_host, rate, delay, algorithms, rows):
                 continue
             ips = job["train"]["images_per_second"]
             step_s = workers * a.batch / ips
+            # scaling_efficiency = img/s over the sum of the ranks' compute-only rates
+            # (batch / (forward+backward+update s)), so x step_s = the ranks' (harmonic) mean
+            # compute+update seconds per step, measured under the same CPU sharing.
+            eff = job.get("scaling_efficiency")
+            compute_s = round(eff * step_s, 4) if eff else ""
             rows.append(dict(base, algorithm=algo, bytes="", busbw_GBps="", step_s=round(step_s, 4),
-                             images_per_s=round(ips, 2), kind="train", model=a.model, link_bytes_per_host=moved))
+                             images_per_s=round(ips, 2), kind="train", model=a.model, link_bytes_per_host=moved,
+                             compute_s=compute_s))
             print(f"  {hosts}x{per_host} {rate:>7} {algo:>12} train {a.model}: step {step_s:.3f} s, "
                   f"{ips:.1f} img/s, {moved / a.steps / 1e6:.1f} MB/step over each link", flush=True)
 
@@ -132,6 +139,39 @@ def shm_check(a):
     return out
 
 
+def calibrate(a):
+    """For the scaling model's tcp_cpu_s_per_byte: `a.calibrate` ring allreduce-bench jobs of
+    a.calibrate_layout (H hosts x L workers) on UNSHAPED links (one cluster), so only the
+    2 cores bound them. Prints H x busbw per size (median, min, max): the TCP bytes per second
+    the machine moves over all host links; bench/scaling/README.md turns it into the model's
+    per-byte CPU cost."""
+    rows = []
+    hosts, per_host = (int(x) for x in a.calibrate_layout.lower().split("x"))
+    spec = BENCH.format(algo="ring", workers=hosts * per_host, min_bytes=a.min_bytes,
+                        max_bytes=a.max_bytes, iterations=a.iterations)
+    with simcluster.SimCluster(hosts, per_host, rate="none", bin_dir=a.bin_dir) as c:
+        for i in range(a.calibrate):
+            job, moved, err = run_job(c, f"calib-{i}.yaml", spec, timeout=1200)
+            if err:
+                print(f"  repeat {i}: FAILED {err}", flush=True)
+                continue
+            for r in job["bench"]["rows"]:
+                rows.append(dict(repeat=i, hosts=hosts, local_ranks=per_host, link_gbit=0, link_latency_us=0,
+                                 algorithm="ring", bytes=int(r["bytes"]),
+                                 busbw_GBps=round(r["busbw_gbps"], 4), link_bytes_per_host=moved))
+            big = {int(r["bytes"]): r["busbw_gbps"] for r in job["bench"]["rows"]}
+            print(f"  repeat {i}: busbw " + ", ".join(f"{b >> 20} MiB {v:.3f}" for b, v in sorted(big.items()))
+                  + " GB/s", flush=True)
+    out = []
+    for size in sorted({r["bytes"] for r in rows}):
+        v = sorted(r["busbw_GBps"] for r in rows if r["bytes"] == size)
+        med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+        out.append(f"{size >> 20:>3} MiB: busbw median {med:.3f} GB/s (min {v[0]:.3f}, max {v[-1]:.3f}, "
+                   f"{len(v)} repeats) -> H x busbw = {hosts} x median = {hosts * med:.3f} GB/s")
+        print(out[-1], flush=True)
+    return rows, out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--topologies", default="2x2,4x2", help="HOSTSxWORKERS, comma-separated")
@@ -146,6 +186,9 @@ def main():
     ap.add_argument("--bin-dir", default=None)
     ap.add_argument("--out", default=os.path.join(HERE, "simcluster/results.csv"))
     ap.add_argument("--shm-check", action="store_true", help="only the shared-memory bypass check")
+    ap.add_argument("--calibrate", type=int, default=0, metavar="N",
+                    help="only N repeats of --calibrate-layout on unshaped links (the model's tcp_cpu_s_per_byte)")
+    ap.add_argument("--calibrate-layout", default="2x2", help="HOSTSxWORKERS for --calibrate")
     a = ap.parse_args()
     reason = simcluster.unavailable_reason()
     if reason:
@@ -157,6 +200,17 @@ def main():
     if a.shm_check:
         notes += shm_check(a)
         with open(os.path.splitext(a.out)[0] + "-shm-check.txt", "w") as f:
+            f.write("\n".join(notes) + "\n")
+        return
+    if a.calibrate:
+        rows, lines = calibrate(a)
+        base = os.path.splitext(a.out)[0] + "-calibration-" + a.calibrate_layout
+        with open(base + ".csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["repeat", *FIELDS[:7], "link_bytes_per_host"])
+            w.writeheader()
+            w.writerows(rows)
+        notes += lines + [f"end {time.strftime('%Y-%m-%d %H:%M:%S')}; CPU after:", *cpu_snapshot()]
+        with open(base + ".txt", "w") as f:
             f.write("\n".join(notes) + "\n")
         return
     netem = simcluster.qdisc_available("netem")

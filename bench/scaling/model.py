@@ -85,8 +85,10 @@ def _num(row, key, lineno, path, kind=float):
         raise ValueError(f"{path}:{lineno}: column {key} = {v!r} is not a number")
 
 
-def compare(path, base_net, profile, plan):
-    """Rows of measurements -> predicted vs measured (see README: --compare format)."""
+def compare(path, base_net, profile, plan, measured_compute=False):
+    """Rows of measurements -> predicted vs measured (see README: --compare format).
+    measured_compute: a step_s row with compute_s is predicted from that measured compute time
+    (the profile scaled to it) instead of the network's shared_cores slowdown."""
     rows = []
     with open(path, newline="") as f:
         for lineno, r in enumerate(csv.DictReader(f), start=2):
@@ -105,20 +107,30 @@ def compare(path, base_net, profile, plan):
                     "algorithm": algo}
             busbw = _num(r, "busbw_GBps", lineno, path)
             size = _num(r, "bytes", lineno, path, int)
-            if busbw is not None and size:
+            if busbw is not None and size and world > 1:  # one rank: nothing is sent
+                if busbw <= 0:
+                    raise ValueError(f"{path}:{lineno}: busbw_GBps = {busbw}: must be > 0")
                 pred = busbw_Bps(net, algo, world, size) / 1e9
                 rows.append({**base, "bytes": size, "quantity": "busbw_GBps",
                              "measured": busbw, "predicted": pred,
                              "error_pct": 100 * (pred - busbw) / busbw})
             step = _num(r, "step_s", lineno, path)
+            compute = _num(r, "compute_s", lineno, path)
             if step is not None:
                 if profile is None:
                     raise ValueError(f"{path}:{lineno}: a step_s row needs --profile")
+                scale = compute / profile.step_s if measured_compute and compute else None
                 pred = simulate_step(profile, make_plan(profile, plan.spec, plan.wire), net,
-                                     world, algo).step_s
+                                     world, algo, scale).step_s
                 rows.append({**base, "bytes": profile.grad_bytes(plan.wire), "quantity": "step_s",
                              "measured": step, "predicted": pred,
                              "error_pct": 100 * (pred - step) / step})
+            if compute is not None and profile is not None:
+                # a rank's forward + backward + update seconds, measured in the same job
+                pred = net.compute_slowdown(world) * profile.step_s
+                rows.append({**base, "bytes": "", "quantity": "compute_s",
+                             "measured": compute, "predicted": pred,
+                             "error_pct": 100 * (pred - compute) / compute})
     return rows
 
 
@@ -137,19 +149,22 @@ def main(argv=None):
     ap.add_argument("--inter-latency-us", type=float, help="replace the inter-node latency")
     ap.add_argument("--buckets", action="store_true", help="print the bucket plan")
     ap.add_argument("--compare", metavar="MEASURED_CSV", help="predicted vs measured rows")
+    ap.add_argument("--measured-compute", action="store_true", help="--compare: predict a "
+                    "step from the row's measured compute_s, not from shared_cores")
     ap.add_argument("--csv", help="also write the table as CSV")
     a = ap.parse_args(argv)
     try:
         net = Network.load(a.network).with_inter(a.inter_gbit, a.inter_latency_us)
         profile = Profile.load(a.profile) if a.profile else None
         if a.compare:
-            rows = compare(a.compare, net, profile, a)
+            rows = compare(a.compare, net, profile, a, a.measured_compute)
             cols = ["hosts", "local", "gbit", "lat_us", "algorithm", "bytes", "quantity",
                     "measured", "predicted", "error_pct"]
             print(f"# network {net.name}, compare {a.compare}")
             print_table(rows, cols)
-            if rows:
-                print(f"# max |error| {max(abs(r['error_pct']) for r in rows):.1f} %")
+            for q in sorted({r["quantity"] for r in rows}):
+                e = max(abs(r["error_pct"]) for r in rows if r["quantity"] == q)
+                print(f"# {q}: max |error| {e:.1f} %")
             if a.csv:
                 write_csv(a.csv, rows, cols)
             return 0

@@ -5,6 +5,7 @@ arithmetic, monotonicity, and hierarchical == ring where the schedules coincide.
 
   /usr/bin/python3 bench/scaling/test_model.py -v
 """
+import csv
 import io
 import os
 import sys
@@ -17,10 +18,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from bucket_plan import make_plan, plan_buckets  # noqa: E402
-from collectives import allreduce_seconds, busbw_Bps, layout  # noqa: E402
+from collectives import allreduce_seconds, busbw_Bps, layout, phases  # noqa: E402
 from network import Link, Network  # noqa: E402
 from overlap import simulate_step  # noqa: E402
 from step_profile import Profile  # noqa: E402
+import median_rows  # noqa: E402
 import model  # noqa: E402
 
 A_I, B_I = 2e-6, 40e9      # intra: alpha, bandwidth
@@ -149,6 +151,114 @@ class OverlapArithmetic(unittest.TestCase):
         self.assertEqual((s.comm_s, s.exposed_s, s.efficiency), (0.0, 0.0, 1.0))
 
 
+class SharedMachineClusterBounds(unittest.TestCase):
+    """shared_cores / tcp_cpu_s_per_byte / comm_overlaps_compute: the simulated cluster, where
+    every rank is a process on one machine's cores."""
+    K = 1e-9  # CPU s per TCP byte and side
+
+    def shared(self, gpus_per_node, cores=2, k=K, **kw):
+        return replace(net(gpus_per_node, **kw), shared_cores=cores, tcp_cpu_s_per_byte=k)
+
+    def test_phases_count_each_ranks_tcp_sides_and_shm_receives(self):
+        # ring 2x2: 0->1 shm, 1->2 TCP, 2->3 shm, 3->0 TCP. Rank 0: TCP in; 1: shm in + TCP
+        # out; 2: TCP in; 3: shm in + TCP out. Same pattern on 4 hosts.
+        for world in (4, 8):
+            self.assertEqual({p.loads for p in phases("ring", world, 2)}, {((1, 0), (1, 1))})
+        # hierarchical 2x2: intra rings of 2 (each rank receives over shm), then rings across
+        # hosts where every rank sends and receives over TCP.
+        self.assertEqual([p.loads for p in phases("hierarchical", 4, 2)],
+                         [((0, 1),), ((2, 0),), ((2, 0),), ((0, 1),)])
+        self.assertEqual([p.world for p in phases("hierarchical", 8, 2)], [8] * 4)
+        self.assertEqual({p.loads for p in phases("ring", 4, 8)}, {((0, 1),)})
+
+    def test_two_hosts_one_rank_each_is_bound_by_the_tcp_work(self):
+        # world 2 on 2 cores: f = 1; each step a rank sends and receives S/2: 2K x S/2.
+        n = self.shared(1)
+        self.assertAlmostEqual(allreduce_seconds(n, "ring", 2, S),
+                               2 * max(A_E + S / 2 / B_E, 2 * self.K * S / 2), places=12)
+        self.assertGreater(2 * self.K * S / 2, A_E + S / 2 / B_E)  # the CPU term binds here
+
+    def test_ring_of_two_hosts_of_two_shares_two_cores(self):
+        # f = 4/2 = 2; busiest rank: one TCP side + one shm receive of c = S/4.
+        c = S / 4
+        step = max(A_E + c / B_E, A_I + c / B_I, 2 * c * (self.K + 1 / B_I))
+        self.assertAlmostEqual(allreduce_seconds(self.shared(2), "ring", 4, S), 6 * step,
+                               places=12)
+
+    def test_ring_of_four_hosts_slows_the_reduction_too(self):
+        # f = 8/2 = 4; reduce-scatter steps add f x c / R, all-gather steps do not.
+        r, c = 10e9, S / 8
+        n = self.shared(2, reduce_Bps=r)
+        step = max(A_E + c / B_E, A_I + c / B_I, 4 * c * (self.K + 1 / B_I))
+        self.assertAlmostEqual(allreduce_seconds(n, "ring", 8, S), 14 * step + 7 * 4 * c / r,
+                               places=12)
+
+    def test_hierarchical_two_hosts_of_two(self):
+        # f = 2. intra: each rank receives S/2 over shm; inter: 2 rings share the NIC, each
+        # rank sends and receives S/4 over TCP.
+        intra = max(A_I + S / 2 / B_I, 2 * (S / 2) / B_I)
+        inter = max(A_E + S / 4 / (B_E / 2), 2 * 2 * self.K * S / 4)
+        self.assertAlmostEqual(allreduce_seconds(self.shared(2), "hierarchical", 4, S),
+                               2 * intra + 2 * inter, places=12)
+
+    def test_free_tcp_and_a_core_per_rank_change_nothing(self):
+        # k = 0 and cores >= world: the bound is one shm copy, already in the intra edge.
+        for algo, world in (("ring", 8), ("hierarchical", 8), ("ring", 2)):
+            self.assertAlmostEqual(allreduce_seconds(self.shared(2, cores=64, k=0.0), algo,
+                                                     world, S),
+                                   allreduce_seconds(net(2), algo, world, S), places=12)
+
+    def test_real_networks_leave_the_shared_fields_unset(self):
+        for name in ("abci-v100-2xedr", "h200-ndr"):
+            n = Network.load(name)
+            self.assertEqual((n.shared_cores, n.tcp_cpu_s_per_byte, n.comm_overlaps_compute),
+                             (None, None, True))
+            self.assertEqual(n.compute_slowdown(2048), 1.0)
+
+    def test_unshaped_link_leaves_only_the_cpu_bound(self):
+        n = self.shared(1).with_inter(gbit=0)
+        self.assertEqual(n.inter.bandwidth_Bps, float("inf"))
+        # per step max(alpha_e + (S/2)/inf, 2 sides x K x S/2)
+        self.assertAlmostEqual(allreduce_seconds(n, "ring", 2, S), 2 * max(A_E, self.K * S),
+                               places=12)
+        with self.assertRaises(ValueError):
+            net(1).with_inter(gbit=-1)
+
+    def test_shared_cores_slow_compute_by_world_over_cores(self):
+        p = profile([(0.004, []), (0.006, [1 << 20])], forward_s=0.003, optimizer_s=0.001)
+        b = make_plan(p, "engine:100")
+        n = replace(net(2), shared_cores=2)
+        t = allreduce_seconds(n, "ring", 8, 4 << 20)
+        s = simulate_step(p, b, n, 8, "ring")  # f = 8 / 2 = 4; the bucket is ready at the end
+        self.assertAlmostEqual(s.step_s, 4 * (0.003 + 0.010 + 0.001) + t, places=12)
+        self.assertAlmostEqual(s.exposed_s, t, places=12)
+        self.assertAlmostEqual(s.efficiency, 0.014 / s.step_s, places=12)
+        self.assertEqual(n.compute_slowdown(1), 1.0)
+
+    def test_no_overlap_puts_every_allreduce_after_backward(self):
+        # Buckets ready at 1 and 2 ms of a 100 ms backward would hide (test above); without
+        # overlap they run after it: step = fwd + bwd + t1 + t2 (+ third, empty layer).
+        p = profile([(0.001, [1 << 22]), (0.001, [1 << 22]), (0.098, [])])
+        n = replace(net(2), comm_overlaps_compute=False)
+        b = make_plan(p, "engine:16")
+        ts = [allreduce_seconds(n, "ring", 4, x.wire_bytes) for x in b]
+        s = simulate_step(p, b, n, 4, "ring")
+        self.assertAlmostEqual(s.step_s, 0.01 + 0.1 + sum(ts), places=12)
+        s2 = simulate_step(p, b, n, 4, "ring", compute_scale=3.0)
+        self.assertAlmostEqual(s2.step_s, 3 * (0.01 + 0.1) + sum(ts), places=12)
+
+    def test_network_json_refuses_bad_shared_fields(self):
+        d = {"gpus_per_node": 2, "nics_per_node": 1, "intra": {"alpha_s": 0, "bandwidth_Bps": 1},
+             "inter": {"alpha_s": 0, "bandwidth_Bps": 1}}
+        n = Network.from_dict(dict(d, shared_cores=2, tcp_cpu_s_per_byte=7e-10,
+                                   comm_overlaps_compute=False))
+        self.assertEqual((n.shared_cores, n.tcp_cpu_s_per_byte, n.comm_overlaps_compute),
+                         (2, 7e-10, False))
+        for bad in ({"tcp_cpu_s_per_byte": -1}, {"shared_cores": 0}):
+            with self.assertRaises(ValueError):
+                Network.from_dict(dict(d, **bad))
+
+
 class BucketPlanIsTheEnginesPlan(unittest.TestCase):
     """The cases of tests/unit/engine_overlap_test.cc, against the Python port."""
 
@@ -200,6 +310,41 @@ class InputsAreChecked(unittest.TestCase):
             layout(12, 8)
 
 
+class MedianOfRepeatedRuns(unittest.TestCase):
+    HEAD = ("hosts,local_ranks,link_gbit,link_latency_us,algorithm,bytes,busbw_GBps,step_s,kind,"
+            "compute_s\n")
+
+    def write(self, d, name, text):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_median_min_max_and_rows_missing_from_a_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            a = self.write(d, "a.csv", self.HEAD + "2,2,1.0,0,ring,16,0.10,,allreduce,\n"
+                                                   "2,2,1.0,0,ring,,,0.40,train,0.15\n")
+            b = self.write(d, "b.csv", self.HEAD + "2,2,1.0,0,ring,16,0.30,,allreduce,\n")
+            c = self.write(d, "c.csv", self.HEAD + "2,2,1.0,0,ring,16,0.20,,allreduce,\n")
+            rows = median_rows.merge([a, b, c])
+        self.assertEqual(len(rows), 2)
+        self.assertEqual((rows[0]["runs"], rows[0]["busbw_GBps"], rows[0]["busbw_min"],
+                          rows[0]["busbw_max"]), (3, 0.2, 0.1, 0.3))
+        self.assertEqual((rows[1]["runs"], rows[1]["step_s"], rows[1]["compute_s"]),
+                         (1, 0.4, 0.15))
+
+    def test_calibration_files_without_kind_are_allreduce_rows(self):
+        with tempfile.TemporaryDirectory() as d:
+            a = self.write(d, "cal.csv", "repeat,hosts,local_ranks,link_gbit,link_latency_us,"
+                           "algorithm,bytes,busbw_GBps\n0,2,1,0,0,ring,64,1.0\n"
+                           "1,2,1,0,0,ring,64,1.2\n")
+            rows = median_rows.merge([a])
+            self.assertEqual((rows[0]["kind"], rows[0]["busbw_GBps"]), ("allreduce", 1.1))
+            bad = self.write(d, "bad.csv", "hosts,bytes\n2,64\n")
+            with self.assertRaisesRegex(ValueError, "bad.csv: lacks column"):
+                median_rows.merge([bad])
+
+
 class CommandLine(unittest.TestCase):
     def run_cli(self, *argv):
         out, err = io.StringIO(), io.StringIO()
@@ -232,6 +377,36 @@ class CommandLine(unittest.TestCase):
             rc, out, _ = self.run_cli("--compare", m)
             self.assertEqual(rc, 0)
             self.assertIn("-9.09", out)  # predicted is 1/1.1 of "measured": -9.09 %
+
+    def test_compare_of_compute_unshaped_and_single_rank_rows(self):
+        prof = os.path.join(HERE, "profiles", "resnet18_32px_cpu_b8.json")
+        step1 = Profile.load(prof).step_s
+        with tempfile.TemporaryDirectory() as d:
+            m = os.path.join(d, "m.csv")
+            with open(m, "w") as f:
+                f.write("hosts,local_ranks,link_gbit,link_latency_us,algorithm,bytes,busbw_GBps,"
+                        "step_s,compute_s\n")
+                f.write(f"2,2,0,0,ring,{1 << 24},0.5,,\n")        # unshaped link
+                f.write(f"1,1,0,0,ring,{1 << 24},0,{step1},{step1}\n")  # one rank: no busbw
+                f.write(f"4,2,1,0,ring,,,1.0,{2 * step1}\n")   # 8 ranks on 2 cores: f = 4
+            out_csv = os.path.join(d, "e.csv")
+            rc, out, _ = self.run_cli("--compare", m, "--profile", prof, "--plan", "engine:4",
+                                      "--wire", "fp16", "--csv", out_csv)
+            self.assertEqual(rc, 0)
+            with open(out_csv) as f:
+                rows = list(csv.DictReader(f))
+            q = [(r["hosts"], r["quantity"]) for r in rows]
+            self.assertEqual(q, [("2", "busbw_GBps"), ("1", "step_s"), ("1", "compute_s"),
+                                 ("4", "step_s"), ("4", "compute_s")])
+            self.assertAlmostEqual(float(rows[2]["predicted"]), step1, places=9)
+            self.assertAlmostEqual(float(rows[4]["predicted"]), 4 * step1, places=9)
+            self.assertAlmostEqual(float(rows[4]["error_pct"]), 100.0, places=6)
+            # --measured-compute: the step is predicted from 2 x step1 instead of 4 x step1
+            rc, _, _ = self.run_cli("--compare", m, "--profile", prof, "--plan", "engine:4",
+                                    "--wire", "fp16", "--csv", out_csv, "--measured-compute")
+            with open(out_csv) as f:
+                fast = float(list(csv.DictReader(f))[3]["predicted"])
+            self.assertAlmostEqual(float(rows[3]["predicted"]) - fast, 2 * step1, places=9)
 
     def test_bad_input_exits_2(self):
         rc, _, err = self.run_cli("--profile", "/nonexistent.json")
