@@ -128,8 +128,10 @@ class SimCluster(Cluster):
         self.prefix = prefix or f"{PREFIX_ROOT}{os.getpid()}{chr(ord('a') + (SimCluster._count - 1) % 26)}"
         if len(self.prefix) + 4 > 15 or not re.fullmatch(r"[a-z0-9]+", self.prefix):
             raise ValueError(f"prefix {self.prefix!r}: at most 11 letters or digits (interface names)")
-        if hosts > 99:
-            raise ValueError(f"hosts {hosts}: at most 99")
+        if not 1 <= hosts <= 99:
+            raise ValueError(f"hosts {hosts}: allowed 1 .. 99")
+        if not 1 <= per_host <= 64:
+            raise ValueError(f"workers per host {per_host}: allowed 1 .. 64")
         self.dir = tempfile.mkdtemp(prefix=f"dtrain-sim-{self.prefix}-")
         self.state = os.path.join(STATE_ROOT, self.prefix)
         self.keep_logs = keep_logs
@@ -162,8 +164,7 @@ class SimCluster(Cluster):
             for k in range(hosts):
                 for m in range(per_host):
                     self.add_host_worker(k, m, per_host)
-            if hosts * per_host:
-                self.wait_idle(hosts * per_host, timeout=60)
+            self.wait_idle(hosts * per_host, timeout=60)
         except BaseException:
             self.close(failed=True)
             raise
@@ -400,7 +401,15 @@ def main(argv=None):
         print(f"simcluster: {reason}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with SimCluster(a.hosts, a.workers_per_host, a.rate, a.delay, a.bin_dir, keep_logs=True) as c:
+    try:
+        cluster = SimCluster(a.hosts, a.workers_per_host, a.rate, a.delay, a.bin_dir, keep_logs=True)
+    except ValueError as e:  # a bad argument: nothing was created yet
+        print(f"simcluster: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a failed setup step: already removed again by close()
+        print(f"simcluster: {e}", file=sys.stderr)
+        return 1
+    with cluster as c:
         print(f"coordinator {c.address}  (export DTRAIN_COORDINATOR={c.address})")
         for h in c.hosts:
             print(f"{h['name']}: {h['ip']}  namespace {h['ns']}  "

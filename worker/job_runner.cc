@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/job_spec.h"
+#include "worker/comm/host_layout.h"
 #include "worker/comm/local_communicator.h"
 #ifdef DTRAIN_HAVE_NCCL
 #include "worker/comm/nccl_communicator.h"
@@ -97,12 +98,7 @@ std::unique_ptr<comm::Communicator> MakeCommunicator(const JobSpec& spec, const 
   return comm::MakeUcxCommunicator(*ucx, a.job_seq(), a.rank(), Peers(a), options);
 }
 
-int DistinctHosts(const v1::Assignment& a) {
-  std::vector<std::string> hosts;
-  for (const v1::RankInfo& p : a.peers()) hosts.push_back(p.host());
-  std::sort(hosts.begin(), hosts.end());
-  return int(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
-}
+int DistinctHosts(const v1::Assignment& a) { return comm::HostLayout::FromPeers(Peers(a)).num_hosts(); }
 
 v1::BenchResult BenchToProto(const comm::Communicator& c, const std::string& dtype,
                              const std::vector<jobs::BenchRowResult>& rows) {

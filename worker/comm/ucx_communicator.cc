@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <span>
 #include <string>
+#include <utility>
 
 #include "common/error.h"
 #include "worker/comm/host_layout.h"
@@ -53,7 +55,7 @@ struct Where {
 // last reduce-scatter step scales the sum by last_scale.
 struct RingPlan {
   const char* level;
-  std::vector<int> group;
+  std::span<const int> group;
   std::vector<size_t> bounds;
   int t_begin;
   int t_end;
@@ -67,7 +69,17 @@ class UcxCommunicator final : public Communicator {
       : w_(worker), job_seq_(job_seq), rank_(rank), n_(int(peers.size())),
         seg_bytes_(options.segment_bytes), window_(options.window),
         algorithm_(options.algorithm), peers_(std::move(peers)), links_(peers_.size()),
-        layout_(HostLayout::FromPeers(peers_)) {}
+        layout_(HostLayout::FromPeers(peers_)), all_ranks_(n_) {
+    for (int r = 0; r < n_; ++r) all_ranks_[r] = r;
+    // The cross-host rings this rank is in: one per shard it owns.
+    const int h = layout_.host_of[rank_];
+    for (int s = 0; s < layout_.max_local; ++s) {
+      if (layout_.Owner(h, s) != rank_) continue;
+      std::vector<int> owners(layout_.num_hosts());
+      for (int g = 0; g < layout_.num_hosts(); ++g) owners[g] = layout_.Owner(g, s);
+      shard_rings_.emplace_back(s, std::move(owners));
+    }
+  }
 
   ~UcxCommunicator() override {
     std::vector<ucp_ep_h> eps;
@@ -113,6 +125,8 @@ class UcxCommunicator final : public Communicator {
   const std::vector<PeerInfo> peers_;
   std::vector<PeerLink> links_;  // sized once: error callbacks hold pointers
   const HostLayout layout_;
+  std::vector<int> all_ranks_;                              // the flat ring: 0 .. n-1
+  std::vector<std::pair<int, std::vector<int>>> shard_rings_;  // (shard, its owners by host)
 
   // The current call.
   const char* call_name_ = "";
@@ -356,9 +370,7 @@ void UcxCommunicator::AllReduce(void* data, size_t count, DType dtype, ReduceOp 
     Hierarchical(base, count, dtype, scale);
     return;
   }
-  std::vector<int> all(n_);
-  for (int r = 0; r < n_; ++r) all[r] = r;
-  Ring({"", std::move(all), HostLayout::Split(count, n_), 0, 2 * (n_ - 1), scale}, base, dtype);
+  Ring({"", all_ranks_, HostLayout::Split(count, n_), 0, 2 * (n_ - 1), scale}, base, dtype);
 }
 
 // Reduce-scatter inside each host, one ring per shard across hosts among the
@@ -371,13 +383,10 @@ void UcxCommunicator::Hierarchical(char* base, size_t count, DType dtype, float 
   const std::vector<size_t> shards = HostLayout::Split(count, l.max_local);
   const std::vector<size_t> intra = l.IntraChunks(h, shards);
   Ring({"intra-host ", l.hosts[h], intra, 0, lh - 1, 1.0f}, base, dtype);
-  for (int s = 0; s < l.max_local; ++s) {
-    std::vector<int> owners(nh);
-    for (int g = 0; g < nh; ++g) owners[g] = l.Owner(g, s);
-    if (owners[h] != rank_) continue;
+  for (const auto& [s, owners] : shard_rings_) {  // in increasing shard order
     std::vector<size_t> bounds = HostLayout::Split(shards[s + 1] - shards[s], nh);
     for (size_t& b : bounds) b += shards[s];
-    Ring({"inter-host ", std::move(owners), std::move(bounds), 0, 2 * (nh - 1), scale}, base, dtype);
+    Ring({"inter-host ", owners, std::move(bounds), 0, 2 * (nh - 1), scale}, base, dtype);
   }
   Ring({"intra-host ", l.hosts[h], intra, lh - 1, 2 * (lh - 1), 1.0f}, base, dtype);
 }
