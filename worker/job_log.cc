@@ -67,7 +67,6 @@ JobLogScope::JobLogScope(std::string job_id) : job_id_(std::move(job_id)), previ
   t_job = &job_id_;
 }
 JobLogScope::~JobLogScope() { t_job = previous_; }
-const std::string* JobLogScope::Current() { return t_job; }
 
 JobLogStore::JobLogStore(std::string log_dir) : dir_(std::move(log_dir)) {
   sink_ = std::make_shared<StoreSink>(this);
@@ -122,7 +121,7 @@ void JobLogStore::Append(const std::string& job_id, std::string line) {
       std::error_code ec;
       std::filesystem::create_directories(dir_, ec);
       j.file = std::fopen(path.c_str(), "a");
-      j.file_bytes = j.file ? size_t(std::ftell(j.file)) : 0;
+      j.file_bytes = j.file ? size_t(std::filesystem::file_size(path, ec)) : 0;  // a restarted worker appends
     }
     if (j.file) {
       std::fwrite(line.data(), 1, line.size(), j.file);

@@ -74,7 +74,6 @@ class JobLogScope {
   ~JobLogScope();
   JobLogScope(const JobLogScope&) = delete;
   JobLogScope& operator=(const JobLogScope&) = delete;
-  static const std::string* Current();
 
  private:
   std::string job_id_;
