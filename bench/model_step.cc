@@ -2,7 +2,8 @@
 // and a per-layer time breakdown of one step.
 //   bench_model_step [--model resnet20] [--batch 128] [--image 28]
 //                    [--channels 1] [--classes 10] [--steps 5] [--threads 1,2]
-//                    [--profile-json FILE]
+//                    [--kernels auto|onednn|reference] [--profile-json FILE]
+// --threads: OpenBLAS's threads (reference) or oneDNN's (onednn).
 // --profile-json writes the per-layer breakdown (1 BLAS thread, mean over the
 // steps) as the scaling model's profile (bench/scaling/README.md): layers in
 // BACKWARD order, each with its forward/backward seconds, forward MACs per
@@ -26,6 +27,7 @@
 
 using dtrain::model::BuildModel;
 using dtrain::model::ModelOptions;
+using dtrain::model::ResolveKernels;
 
 namespace {
 
@@ -140,7 +142,7 @@ int main(int argc, char** argv) {
   std::string model = "resnet20";
   int batch = 128, image = 28, channels = 1, classes = 10, steps = 5;
   std::vector<int> threads = {1, 2};
-  std::string profile_json;
+  std::string profile_json, kernels = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
     else if (k == "--classes") classes = std::atoi(v.c_str());
     else if (k == "--steps") steps = std::atoi(v.c_str());
     else if (k == "--profile-json") profile_json = v;
+    else if (k == "--kernels") kernels = v;
     else if (k == "--threads") {
       threads.clear();
       for (const char* p = v.c_str(); *p;) {
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
     opt.num_classes = classes;
     opt.image_size = image;
     opt.max_batch = batch;
+    opt.kernels = ResolveKernels(kernels, opt.batch_norm);
     auto m = BuildModel<float>(model, opt, 1);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd;
@@ -174,12 +178,16 @@ int main(int argc, char** argv) {
     for (auto& v : x) v = nd(rng);
     std::vector<int32_t> y(batch);
     for (int i = 0; i < batch; ++i) y[i] = i % classes;
-    std::printf("%s, %d x %d x %d, %d classes, batch %d, %zu params\n", model.c_str(), channels,
-                image, image, classes, batch, m->num_params());
+    std::printf("%s, %d x %d x %d, %d classes, batch %d, %zu params, %s kernels\n", model.c_str(),
+                channels, image, image, classes, batch, m->num_params(), opt.kernels.c_str());
     std::printf("%-8s %10s %10s %10s %14s\n", "threads", "step_ms", "fwd_ms", "images/s",
                 "images/cpu_s");
     for (int t : threads) {
       openblas_set_num_threads(t);
+      if (opt.kernels == "onednn") {  // oneDNN's thread count is the model's
+        opt.threads = t;
+        m = BuildModel<float>(model, opt, 1);
+      }
       for (int i = 0; i < 2; ++i) {  // warm-up
         m->Forward(x.data(), y.data(), batch, true, 0.1);
         m->Backward();
@@ -197,8 +205,12 @@ int main(int argc, char** argv) {
                   batch / step, batch / cpu);
     }
 
-    // Per-layer breakdown, single BLAS thread, averaged over the steps.
+    // Per-layer breakdown, single thread, averaged over the steps.
     openblas_set_num_threads(1);
+    if (opt.kernels == "onednn" && opt.threads != 1) {
+      opt.threads = 1;
+      m = BuildModel<float>(model, opt, 1);
+    }
     m->set_profiling(true);
     m->ResetProfile();
     for (int i = 0; i < steps; ++i) {
@@ -215,7 +227,7 @@ int main(int argc, char** argv) {
     }
     total /= steps;
     if (!profile_json.empty()) WriteProfileJson(profile_json, *m, batch, steps);
-    std::printf("\nper-layer time, 1 BLAS thread, ms per step (total %.1f ms)\n", total * 1e3);
+    std::printf("\nper-layer time, 1 thread, ms per step (total %.1f ms)\n", total * 1e3);
     std::printf("%-28s %9s %9s %7s\n", "layer", "fwd_ms", "bwd_ms", "share");
     for (const auto& p : m->profile())
       std::printf("%-28s %9.2f %9.2f %6.1f%%\n", p.name.c_str(), p.forward_s / steps * 1e3,

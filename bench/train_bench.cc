@@ -4,7 +4,10 @@
 // efficiency, and each step split into data wait, compute (forward +
 // backward), exposed allreduce and update.
 //
-//   train_bench [--workers 1,2] [--steps 40] [--blas-threads 1] [--set key=value ...]
+//   train_bench [--workers 1,2] [--steps 40] [--blas-threads 1]
+//               [--cpu-kernels auto|onednn|reference] [--set key=value ...]
+//
+// --blas-threads: each worker's compute threads (OpenBLAS's and oneDNN's).
 //
 // The default job is resnet20 on Fashion-MNIST, batch 128 per worker.
 #include <unistd.h>
@@ -34,8 +37,13 @@ struct Row {
   double compute_only = 0;  // images/s of one rank without data and communication
 };
 
+std::string g_kernels = "auto";
+int g_threads = 1;
+
 trainer::TrainOutcome RunRank(const JobSpec& spec, int rank, int world, comm::Communicator& c) {
   trainer::TrainEnv env;
+  env.cpu_kernels = g_kernels;
+  env.compute_threads = g_threads;
   env.rank = rank;
   env.world_size = world;
   env.seed = 1;
@@ -63,14 +71,25 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[++i]);
     } else if (a == "--blas-threads" && i + 1 < argc) {
       blas = std::atoi(argv[++i]);
+    } else if (a == "--cpu-kernels" && i + 1 < argc) {
+      g_kernels = argv[++i];
     } else if (a == "--set" && i + 1 < argc) {
       sets.push_back(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: train_bench [--workers 1,2] [--steps N] [--blas-threads T] [--set k=v ...]\n");
+      std::fprintf(stderr, "usage: train_bench [--workers 1,2] [--steps N] [--blas-threads T] "
+                           "[--cpu-kernels auto|onednn|reference] [--set k=v ...]\n");
       return 2;
     }
   }
   sets.push_back("max_steps=" + std::to_string(steps));
+  g_threads = blas;
+  std::string kernels;
+  try {
+    kernels = model::ResolveKernels(g_kernels, true);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_bench: %s\n", e.what());
+    return 2;
+  }
   const JobSpec spec = ParseJobSpec("kind: train\n", sets);
   char dir[] = "/tmp/dtrain-train-bench-XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -102,8 +121,8 @@ int main(int argc, char** argv) {
   }
   rmdir(dir);
 
-  std::printf("\ntrain_bench: %s, batch %d per worker, %d steps (first 3 not timed), %d BLAS thread(s) per worker, wire %s, buckets %.1f MiB\n",
-              spec.model.c_str(), spec.batch_per_worker, steps, blas, spec.allreduce.dtype.c_str(),
+  std::printf("\ntrain_bench: %s, batch %d per worker, %d steps (first 3 not timed), %s kernels, %d thread(s) per worker, wire %s, buckets %.1f MiB\n",
+              spec.model.c_str(), spec.batch_per_worker, steps, kernels.c_str(), blas, spec.allreduce.dtype.c_str(),
               spec.allreduce.bucket_mb);
   std::printf("%8s %12s %12s %14s %10s %10s %12s %10s %10s\n", "workers", "global img/s",
               "img/s/worker", "compute img/s", "data ms", "compute ms", "exposed ms", "update ms",

@@ -43,6 +43,10 @@ void WorkerConfig::Validate() const {
   if (blas_threads < 0 || blas_threads > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--blas-threads: allowed 0 (auto) .. 1024");
   }
+  if (cpu_kernels != "auto" && cpu_kernels != "onednn" && cpu_kernels != "reference") {
+    Fail(ErrorCode::kInvalidArgument,
+         "--cpu-kernels '" + cpu_kernels + "': allowed auto, onednn, reference");
+  }
   if (data_threads < 0 || data_threads > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--data-threads: allowed 0 (auto) .. 1024");
   }
@@ -57,7 +61,8 @@ void WorkerConfig::Validate() const {
 std::string WorkerConfig::Describe() const {
   return "coordinator=" + coordinator + " host=" + host + " local_rank=" +
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
-         " blas_threads=" + std::to_string(blas_threads) + " data_threads=" + std::to_string(data_threads) +
+         " blas_threads=" + std::to_string(blas_threads) + " cpu_kernels=" + cpu_kernels +
+         " data_threads=" + std::to_string(data_threads) +
          " local_workers=" + std::to_string(local_workers) +
          (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir +
          " tls=" + (ca_file.empty() ? "off" : "on (ca " + ca_file + ")") +
@@ -86,7 +91,12 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   app.add_option("--device", c.device, "auto|cpu|cuda")->capture_default_str();
   app.add_option("--host", c.host, "host name reported to the coordinator (default: this host's)");
   app.add_option("--metrics", c.metrics, "HOST:PORT for the Prometheus endpoint");
-  app.add_option("--blas-threads", c.blas_threads, "BLAS threads (0: cores / --local-workers)")
+  app.add_option("--blas-threads", c.blas_threads,
+                 "compute threads per worker: OpenBLAS's and oneDNN's (0: cores / --local-workers)")
+      ->capture_default_str();
+  app.add_option("--cpu-kernels", c.cpu_kernels,
+                 "CPU engine kernels: auto (oneDNN when built with it and the model has batch "
+                 "norm), onednn, reference (im2col + OpenBLAS)")
       ->capture_default_str();
   app.add_option("--data-threads", c.data_threads,
                  "threads decoding and augmenting images (imagenet-folder, shards; 0: cores / --local-workers)")

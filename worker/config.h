@@ -15,7 +15,8 @@ struct WorkerConfig {
   std::string device = "auto";                 // auto | cpu | cuda
   std::string host;                            // defaults to the short host name
   std::string metrics;                         // HOST:PORT for Prometheus /metrics (empty: none)
-  int blas_threads = 0;                        // 0: cores / local workers on this host
+  int blas_threads = 0;                        // compute threads (OpenBLAS, oneDNN); 0: cores / local workers
+  std::string cpu_kernels = "auto";            // CPU engine: auto | onednn | reference
   int data_threads = 0;                        // JPEG decoding threads; 0: cores / local workers
   int local_workers = 1;                       // workers sharing this host's cores
   double reconnect_max_seconds = 5.0;

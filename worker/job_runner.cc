@@ -235,6 +235,8 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       env.world_size = a.world_size();
       env.seed = a.seed();
       env.data_threads = cfg_.data_threads;
+      env.cpu_kernels = cfg_.cpu_kernels;
+      env.compute_threads = cfg_.blas_threads;
       env.comm = comm.get();
       env.abort = abort.get();
       if (a.rank() == 0) {

@@ -33,22 +33,25 @@ int main(int argc, char** argv) {
   using namespace dtrain::worker;
   try {
     WorkerConfig cfg = ParseWorkerFlags(argc, argv);
-    // OpenBLAS sizes its thread pool when it loads: set the count in the
-    // environment and start again, so no idle BLAS thread spins on our cores.
+    // OpenBLAS and OpenMP (oneDNN's runtime) size their thread pools when
+    // they load: set the counts in the environment and start again, so no
+    // idle compute thread spins on cores another worker was given.
     const std::string blas = std::to_string(cfg.blas_threads);
     const char* have = std::getenv("OPENBLAS_NUM_THREADS");
-    if (!have || blas != have) {
+    const char* have_omp = std::getenv("OMP_NUM_THREADS");
+    if (!have || blas != have || !have_omp || blas != have_omp) {
       setenv("OPENBLAS_NUM_THREADS", blas.c_str(), 1);
+      setenv("OMP_NUM_THREADS", blas.c_str(), 1);
       char self[4096];  // the resolved path, so ps and top still say dtrain-worker
       const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
       self[n > 0 ? n : 0] = '\0';
       execv(n > 0 ? self : "/proc/self/exe", argv);
-      std::perror("dtrain-worker: re-exec with OPENBLAS_NUM_THREADS failed; continuing");
+      std::perror("dtrain-worker: re-exec with OPENBLAS_NUM_THREADS/OMP_NUM_THREADS failed; continuing");
     }
     InitLogging("worker-" + std::to_string(cfg.local_rank), cfg.log_level);
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
     if (int64_t(cfg.blas_threads) * cfg.local_workers > cores) {
-      spdlog::warn("this host's {} cores are oversubscribed: {} local workers x {} BLAS threads; give "
+      spdlog::warn("this host's {} cores are oversubscribed: {} local workers x {} compute threads; give "
                    "--local-workers (the workers on this host) and leave --blas-threads at 0 (cores / workers)",
                    cores, cfg.local_workers, cfg.blas_threads);
     }

@@ -1,7 +1,5 @@
 #include "kernels/dnnl/conv2d_dnnl.h"
 
-#include <omp.h>
-
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -22,16 +20,6 @@ using Conv = dnnl::convolution_forward;
 using ConvBwdData = dnnl::convolution_backward_data;
 using ConvBwdWeights = dnnl::convolution_backward_weights;
 
-// One CPU engine and one in-order stream for the process.
-struct Runtime {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-};
-Runtime& Rt() {
-  static Runtime rt;
-  return rt;
-}
-
 std::string ShapeName(const Conv2dShape& s) {
   return "n=" + std::to_string(s.n) + " c=" + std::to_string(s.c) + " " + std::to_string(s.h) +
          "x" + std::to_string(s.w) + " k=" + std::to_string(s.k) + " " + std::to_string(s.r) +
@@ -39,71 +27,7 @@ std::string ShapeName(const Conv2dShape& s) {
          std::to_string(s.pad);
 }
 
-// Runs the calling thread's OpenMP regions (oneDNN's) on n threads for a scope.
-class ThreadScope {
- public:
-  explicit ThreadScope(int n) : prev_(omp_get_max_threads()), n_(n) {
-    if (prev_ != n_) omp_set_num_threads(n_);
-  }
-  ~ThreadScope() {
-    if (prev_ != n_) omp_set_num_threads(prev_);
-  }
-
- private:
-  int prev_, n_;
-};
-
-// A grow-only, 64-byte aligned float buffer (oneDNN's blocked kernels like it).
-class Buffer {
- public:
-  ~Buffer() { std::free(p_); }
-  float* Get(size_t bytes) {
-    if (bytes > bytes_) {
-      std::free(p_);
-      bytes_ = (bytes + 63) / 64 * 64;
-      p_ = static_cast<float*>(std::aligned_alloc(64, bytes_));
-      if (!p_) Fail(ErrorCode::kInternal, "conv2d_dnnl: out of memory for " +
-                                              std::to_string(bytes_) + " bytes of workspace");
-    }
-    return p_;
-  }
-
- private:
-  float* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-memory Mem(const Desc& d, const void* p) {
-  return memory(d, Rt().engine, const_cast<void*>(p));
-}
-
 }  // namespace
-
-Desc Nchw(int n, int c, int h, int w) {
-  return Desc({n, c, h, w}, memory::data_type::f32, Tag::nchw);
-}
-
-std::string RuntimeInfo() {
-  const dnnl_version_t* v = dnnl::version();
-  const char* rt = v->cpu_runtime == DNNL_RUNTIME_OMP        ? "OMP"
-                   : v->cpu_runtime == DNNL_RUNTIME_SEQ      ? "SEQ"
-                   : v->cpu_runtime == DNNL_RUNTIME_TBB      ? "TBB"
-                   : v->cpu_runtime == DNNL_RUNTIME_THREADPOOL ? "THREADPOOL"
-                                                             : "other";
-  const char* isa = "sse41 or older";
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx: isa = "avx"; break;
-    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
-    case dnnl::cpu_isa::avx2_vnni: isa = "avx2_vnni"; break;
-    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
-    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
-    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
-    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
-    default: break;
-  }
-  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + " (cpu runtime " + rt + ", isa " + isa + ")";
-}
 
 // One shape's primitives. Backward ones are made on the first Backward call.
 struct ConvEntry {
@@ -130,11 +54,6 @@ struct Conv2dDnnl::Impl {
   // Staging for operands whose layout differs from the primitive's.
   Buffer src, wei, ddst, ddst_w, out, dwei, scratch;
 
-  dnnl::primitive_attr Attr() const {
-    dnnl::primitive_attr a;
-    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    return a;
-  }
 
   ConvEntry& Entry(const Conv2dShape& s, bool backward);
   dnnl::reorder& FindReorder(const Desc& from, const Desc& to, bool accumulate);
@@ -155,10 +74,7 @@ struct Conv2dDnnl::Impl {
     if (t != dst) Reorder(made, t, want, dst, acc);
   }
   void Execute(dnnl::primitive& p, std::unordered_map<int, memory> args, const Desc& scratch_d) {
-    if (scratch_d.get_size() > 0)
-      args.emplace(DNNL_ARG_SCRATCHPAD, Mem(scratch_d, scratch.Get(scratch_d.get_size())));
-    p.execute(Rt().stream, args);
-    Rt().stream.wait();
+    onednn::Execute(p, std::move(args), scratch_d, scratch);
   }
 
   void Forward(const Conv2dShape& s, const Desc& xd, const float* x, const float* w,
@@ -184,7 +100,7 @@ ConvEntry& Conv2dDnnl::Impl::Entry(const Conv2dShape& s, bool backward) {
       e.fwd_pd = Conv::primitive_desc(
           Conv::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, xa,
                      wa, ya, {s.stride, s.stride}, {s.pad, s.pad}, {s.pad, s.pad}),
-          Attr(), Rt().engine);
+          ScratchpadAttr(), Engine());
       e.fwd = Conv(e.fwd_pd);
       created += 2;
       it = convs.emplace(key, std::move(e)).first;
@@ -219,12 +135,12 @@ ConvEntry& Conv2dDnnl::Impl::Entry(const Conv2dShape& s, bool backward) {
       e.bwd_d_pd = pick([&](const Desc& xd, const Desc& yd) {
         return ConvBwdData::primitive_desc(
             ConvBwdData::desc(dnnl::algorithm::convolution_direct, xd, wa, yd, st, pd, pd),
-            Attr(), Rt().engine, e.fwd_pd);
+            ScratchpadAttr(), Engine(), e.fwd_pd);
       });
       e.bwd_w_pd = pick([&](const Desc& xd, const Desc& yd) {
         return ConvBwdWeights::primitive_desc(
             ConvBwdWeights::desc(dnnl::algorithm::convolution_direct, xd, wa, yd, st, pd, pd),
-            Attr(), Rt().engine, e.fwd_pd);
+            ScratchpadAttr(), Engine(), e.fwd_pd);
       });
       e.bwd_d = ConvBwdData(e.bwd_d_pd);
       e.bwd_w = ConvBwdWeights(e.bwd_w_pd);
@@ -249,7 +165,7 @@ dnnl::reorder& Conv2dDnnl::Impl::FindReorder(const Desc& from, const Desc& to, b
     po.append_sum(1.f);
     attr.set_post_ops(po);
   }
-  dnnl::reorder::primitive_desc pd(Rt().engine, from, Rt().engine, to, attr);
+  dnnl::reorder::primitive_desc pd(Engine(), from, Engine(), to, attr);
   reorders.push_back({from, to, acc, dnnl::reorder(pd)});
   created += 2;
   return reorders.back().prim;
@@ -262,8 +178,8 @@ void Conv2dDnnl::Impl::Reorder(const Desc& from, const float* src, const Desc& t
     return;
   }
   memory a = Mem(from, src), b = Mem(to, dst);
-  FindReorder(from, to, acc).execute(Rt().stream, a, b);
-  Rt().stream.wait();
+  FindReorder(from, to, acc).execute(Stream(), a, b);
+  Stream().wait();
 }
 
 void Conv2dDnnl::Impl::Forward(const Conv2dShape& s, const Desc& xd, const float* x,
@@ -354,8 +270,7 @@ void Conv2dDnnl::BackwardBlocked(const Conv2dShape& s, const Desc& xd, const flo
                                  const float* w, const Desc& dyd, const float* dy, float* dx,
                                  bool accumulate_dx, float* dw) {
   ThreadScope ts(threads_);
-  const Desc src_d = impl_->Entry(s, false).fwd_pd.src_desc();
-  impl_->Backward(s, xd, x, w, dyd, dy, &src_d, dx, accumulate_dx, dw);
+  impl_->Backward(s, xd, x, w, dyd, dy, &xd, dx, accumulate_dx, dw);
 }
 
 void Conv2dDnnl::Reorder(const Desc& from, const float* src, const Desc& to, float* dst,

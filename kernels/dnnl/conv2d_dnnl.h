@@ -6,13 +6,15 @@
 // reorder at the edges. Every primitive (convolutions, reorders) is created
 // once per shape/layout and cached in the Conv2dDnnl object; a later call with
 // the same shape creates nothing (primitives_created() counts creations).
-// One CPU engine and one stream per process.
+// One CPU engine and one stream per process (runtime.h).
 //
 // Blocked-layout variant (for an engine that chains layers without reorders):
 // SrcDesc(s) is the layout of x and dx, DstDesc(s) that of y and dy (the
 // gradient of a tensor always has the tensor's layout). ForwardBlocked takes
 // x in any layout xd (reordered only if xd != SrcDesc) and writes y in DstDesc;
-// BackwardBlocked likewise for dy, writes dx in SrcDesc. Weights stay [k,c,r,s].
+// BackwardBlocked takes dy in any layout dyd and writes dx in x's layout xd
+// (the primitives run in SrcDesc/DstDesc, with reorders only where a layout
+// differs). Weights stay [k,c,r,s].
 // Convert at the model's edges with Reorder (Nchw(...) names the plain layout).
 //
 // Threads: Debian builds oneDNN with the OpenMP runtime; each call runs with
@@ -24,19 +26,12 @@
 #include <memory>
 #include <string>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include "kernels/cpu/conv2d.h"
+#include "kernels/dnnl/runtime.h"
 
 namespace dtrain::onednn {
 
 using cpu::Conv2dShape;
-using Desc = dnnl::memory::desc;
-
-// Plain fp32 NCHW layout of [n, c, h, w].
-Desc Nchw(int n, int c, int h, int w);
-// "oneDNN 2.6.3 (cpu runtime OMP, isa avx)": what this process runs on.
-std::string RuntimeInfo();
 
 class Conv2dDnnl {
  public:

@@ -33,6 +33,14 @@ EngineOptions Options(comm::Communicator* c) {
   return o;
 }
 
+// The model the engine builds: its options with the kernels the engine resolves.
+model::ModelOptions ModelOf(const EngineOptions& o) {
+  model::ModelOptions m = o.model;
+  m.kernels = model::ResolveKernels(o.cpu_kernels, m.batch_norm);
+  m.threads = o.threads;
+  return m;
+}
+
 data::Batch SmallBatch() {
   data::Batch b;
   b.size = 4;
@@ -48,7 +56,7 @@ TEST(CpuEngine, StateIsTheModelsOwnAndRoundTripsExactly) {
   auto comm = comm::MakeLocalCommunicator();
   const EngineOptions o = Options(comm.get());
   auto e = MakeEngine("cpu", o);
-  auto m = model::BuildModel<float>("resnet20", o.model, o.seed);
+  auto m = model::BuildModel<float>("resnet20", ModelOf(o), o.seed);
   EXPECT_EQ(e->Checksum(), m->Checksum());
   EXPECT_EQ(std::string(e->kind()), "cpu");
 
@@ -78,9 +86,15 @@ TEST(CpuEngine, StateIsTheModelsOwnAndRoundTripsExactly) {
 
 TEST(CpuEngine, ComputeGradientsAreTheModelsGradients) {
   auto comm = comm::MakeLocalCommunicator();
-  const EngineOptions o = Options(comm.get());
+  for (const char* kernels : {"auto", "reference"}) {
+  SCOPED_TRACE(kernels);
+  EngineOptions o = Options(comm.get());
+  o.cpu_kernels = kernels;
   auto e = MakeEngine("cpu", o);
-  auto m = model::BuildModel<float>("resnet20", o.model, o.seed);
+  EXPECT_NE(e->describe().find(ModelOf(o).kernels == "onednn" ? "oneDNN" : "reference"),
+            std::string::npos)
+      << e->describe();
+  auto m = model::BuildModel<float>("resnet20", ModelOf(o), o.seed);
   const data::Batch b = SmallBatch();
   std::vector<float> g;
   const double loss = e->ComputeGradients(b, &g);
@@ -88,6 +102,20 @@ TEST(CpuEngine, ComputeGradientsAreTheModelsGradients) {
   m->Backward();
   EXPECT_EQ(loss, r.loss);
   EXPECT_EQ(g, std::vector<float>(m->grads(), m->grads() + m->num_params()));
+  }
+}
+
+TEST(CpuEngine, UnknownOrUnavailableKernelsAreRejectedByName) {
+  auto comm = comm::MakeLocalCommunicator();
+  EngineOptions o = Options(comm.get());
+  o.cpu_kernels = "mkl";
+  try {
+    MakeEngine("cpu", o);
+    FAIL() << "accepted kernels 'mkl'";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("allowed auto, onednn, reference"), std::string::npos)
+        << err.what();
+  }
 }
 
 data::Batch ShiftedBatch(int k) {  // batches with different statistics
@@ -101,7 +129,7 @@ TEST(CpuEngine, PredictReportsTop1Top5AndTheSummedCrossEntropyOfTheModelsLogits)
   EngineOptions o = Options(comm.get());
   o.model.num_classes = 8;  // top-5 differs from "all"
   auto e = MakeEngine("cpu", o);
-  auto m = model::BuildModel<float>("resnet20", o.model, o.seed);
+  auto m = model::BuildModel<float>("resnet20", ModelOf(o), o.seed);
   data::Batch b = SmallBatch();
   b.labels = {0, 7, 5, 2};
   const EvalStats st = e->Predict(b);

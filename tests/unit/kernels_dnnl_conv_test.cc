@@ -225,7 +225,7 @@ TEST(DnnlConv, TwoConvsChainedInBlockedLayoutEqualTheNchwPath) {
               xd == x_plain ? "nchw" : "blocked", y1d == Nchw(a.n, a.k, a.h, a.w) ? "nchw" : "blocked",
               y2d == y_plain ? "nchw" : "blocked");
   Vec xb(xd.get_size() / 4), y1b(y1d.get_size() / 4), y2b(y2d.get_size() / 4);
-  Vec dyb(y2d.get_size() / 4), d1b(conv.SrcDesc(b).get_size() / 4), dxb(xd.get_size() / 4);
+  Vec dyb(y2d.get_size() / 4), d1b(y1d.get_size() / 4), dxb(xd.get_size() / 4);
   Vec bwa(a.weight_size()), bwb(b.weight_size()), y2_out(b.out_size()), dx_out(a.in_size());
   conv.Reorder(x_plain, x.data(), xd, xb.data());
   conv.ForwardBlocked(a, xd, xb.data(), wa.data(), y1b.data());
@@ -234,7 +234,7 @@ TEST(DnnlConv, TwoConvsChainedInBlockedLayoutEqualTheNchwPath) {
   conv.Reorder(y_plain, dy.data(), y2d, dyb.data());
   conv.BackwardBlocked(b, y1d, y1b.data(), wb.data(), y2d, dyb.data(), d1b.data(), false,
                        bwb.data());
-  conv.BackwardBlocked(a, xd, xb.data(), wa.data(), conv.SrcDesc(b), d1b.data(), dxb.data(),
+  conv.BackwardBlocked(a, xd, xb.data(), wa.data(), y1d, d1b.data(), dxb.data(),
                        false, bwa.data());
   conv.Reorder(xd, dxb.data(), x_plain, dx_out.data());
 

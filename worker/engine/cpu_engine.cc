@@ -28,11 +28,18 @@ std::vector<GradTensor> GradTensors(const model::Model<float>& m) {
   return g;
 }
 
+model::ModelOptions WithKernels(const EngineOptions& o) {
+  model::ModelOptions m = o.model;
+  m.kernels = model::ResolveKernels(o.cpu_kernels, m.batch_norm);
+  m.threads = o.threads;
+  return m;
+}
+
 class CpuEngine final : public TrainEngine {
  public:
   explicit CpuEngine(const EngineOptions& o)
       : opt_(o),
-        model_(model::BuildModel<float>(o.model_name, o.model, o.seed)),
+        model_(model::BuildModel<float>(o.model_name, WithKernels(o), o.seed)),
         optimizer_(o.optimizer, Slices(*model_), int64_t(model_->num_params())),
         reducer_(*o.comm, GradTensors(*model_), model_->grads(), o.bucket_mb, o.wire, o.timeout_seconds,
                  o.abort) {
@@ -40,7 +47,11 @@ class CpuEngine final : public TrainEngine {
   }
 
   const char* kind() const override { return "cpu"; }
-  std::string describe() const override { return "cpu (NCHW fp32, OpenBLAS)"; }
+  std::string describe() const override {
+    return model_->kernels() == "onednn"
+               ? "cpu (fp32, oneDNN blocked layouts, " + std::to_string(opt_.threads) + " thread(s))"
+               : "cpu (fp32 NCHW, reference kernels: im2col + OpenBLAS)";
+  }
   const model::ResnetArch& arch() const override { return model_->arch(); }
   size_t num_buckets() const override { return reducer_.num_buckets(); }
 

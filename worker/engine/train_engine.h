@@ -17,7 +17,8 @@
 //     checkpoint written from one engine loads into another.
 //   Checksum(): FNV-1a 64 over the canonical parameters, combined with the
 //     buffers' (equal to model::Model::Checksum for the CPU engine).
-// Engines: CPU (cpu_engine.h; NCHW fp32, OpenBLAS) and CUDA (cuda_engine.h;
+// Engines: CPU (cpu_engine.h; fp32 on oneDNN in its blocked layouts, or on the
+// reference kernels, NCHW im2col + OpenBLAS) and CUDA (cuda_engine.h;
 // NHWC fp16 on cuDNN, fp32 masters; built when nvcc and cuDNN are found).
 #pragma once
 
@@ -49,6 +50,8 @@ struct EngineOptions {
   double timeout_seconds = 60;
   const std::atomic<bool>* abort = nullptr;
   int device = 0;              // CUDA device index
+  std::string cpu_kernels = "auto";  // CPU: auto | onednn | reference (model.h)
+  int threads = 1;             // CPU: oneDNN's threads per call
   // Called with true when the step starts waiting for the gradient averaging
   // (the stall inspector's "arrived at the allreduce") and false after.
   std::function<void(bool waiting)> on_wait;

@@ -24,6 +24,12 @@
 //  * Activation buffers are sized for a max batch (options.max_batch, or the
 //    first Forward's batch; a larger batch later re-reserves). Steps do not
 //    allocate. BLAS threads are the caller's setting.
+//  * Kernels (options.kernels): "reference" runs kernels/cpu (im2col + BLAS,
+//    NCHW; float or double, the gradient checks' path); "onednn" (float only,
+//    with batch_norm, in builds with oneDNN: HaveOneDnn()) runs the layers up
+//    to the global average pool on kernels/dnnl in oneDNN's blocked layouts
+//    (resnet_dnnl.h) with options.threads OpenMP threads. The FC and the loss
+//    are the reference's either way; the contract above holds for both.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +45,20 @@
 
 namespace dtrain::model {
 
+class ResnetDnnl;
+
+// The layers from the stem to the global average pool on other kernels than
+// the reference's (resnet_dnnl.h): Forward leaves the pooled features in the
+// model's feat buffer, Backward starts from its dfeat buffer and calls
+// on_ready as the reference does.
+class BodyKernels {
+ public:
+  virtual ~BodyKernels() = default;
+  virtual void Forward(const float* images, int n, bool training) = 0;
+  virtual void Backward(int n, const float* images,
+                        const std::function<void(int)>& on_ready) = 0;
+};
+
 struct ModelOptions {
   int in_channels = 3;
   int num_classes = 1000;
@@ -51,7 +71,16 @@ struct ModelOptions {
   // of a batch split across ranks equals that of the whole batch.
   bool batch_norm = true;
   int max_batch = 0;            // >0: reserve activations at build time
+  std::string kernels = "reference";  // "reference" | "onednn" (see above)
+  int threads = 1;              // oneDNN's threads per call ("onednn")
 };
+
+// Whether this build has the oneDNN kernels (kernels/dnnl).
+bool HaveOneDnn();
+// "auto" -> "onednn" when HaveOneDnn() and the model has batch norm, else
+// "reference"; "onednn" / "reference" pass through when possible. Throws
+// kInvalidArgument for other names and kUnavailable for "onednn" without it.
+std::string ResolveKernels(const std::string& requested, bool batch_norm);
 
 struct StepResult {
   double loss = 0;      // mean over the batch
@@ -106,6 +135,9 @@ class Model {
   // Logits [n, num_classes] of the last Forward/Predict.
   const T* logits() const { return logits_.data(); }
 
+  // "reference" or "onednn": the kernels this model runs on.
+  const std::string& kernels() const { return opt_.kernels; }
+
   // FNV-1a over the parameter bytes, then the buffer bytes.
   uint64_t Checksum() const;
 
@@ -117,6 +149,7 @@ class Model {
   template <typename U>
   friend std::unique_ptr<Model<U>> BuildModel(const std::string&,
                                               const ModelOptions&, uint64_t);
+  friend class ResnetDnnl;
   struct Conv {
     cpu::Conv2dShape shape;  // shape.n is set per call
     int tensor = -1;
@@ -157,6 +190,10 @@ class Model {
                     int n, const std::function<void(int)>& on_ready);
   void Tic();
   void Toc(int prof, bool backward);
+  // The reference layers up to the global average pool (-> feat_), and back
+  // from dfeat_ to the stem.
+  void BodyForward(const T* images, int n, bool training);
+  void BodyBackward(int n, const std::function<void(int)>& on_ready);
 
   std::string name_;
   ModelOptions opt_;
@@ -190,6 +227,8 @@ class Model {
   bool profiling_ = false;
   std::vector<LayerTime> profile_;
   double tic_ = 0;
+
+  std::unique_ptr<BodyKernels> fast_body_;  // set when kernels == "onednn"
 };
 
 // Builds a model by name (see ModelNames()); unknown names and impossible

@@ -3,13 +3,45 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <type_traits>
 
 #include "common/error.h"
 #include "kernels/cpu/pool.h"
 #include "worker/model/model.h"
 #include "worker/model/rng.h"
+#ifdef DTRAIN_HAVE_DNNL
+#include "worker/model/resnet_dnnl.h"
+#endif
 
 namespace dtrain::model {
+
+bool HaveOneDnn() {
+#ifdef DTRAIN_HAVE_DNNL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string ResolveKernels(const std::string& requested, bool batch_norm) {
+  if (requested == "reference") return requested;
+  if (requested == "auto") return HaveOneDnn() && batch_norm ? "onednn" : "reference";
+  if (requested == "onednn") {
+    if (!HaveOneDnn())
+      Fail(ErrorCode::kUnavailable,
+           "CPU kernels 'onednn': this build has no oneDNN (install libdnnl-dev and rebuild; "
+           "deploy/install-deps.sh does), or use 'reference' or 'auto'");
+    if (!batch_norm)
+      Fail(ErrorCode::kInvalidArgument,
+           "CPU kernels 'onednn' need batch_norm: true (without batch statistics the model "
+           "runs on the reference kernels); use 'auto' or 'reference'");
+    return requested;
+  }
+  Fail(ErrorCode::kInvalidArgument,
+       "CPU kernels '" + requested + "': allowed auto, onednn, reference");
+}
+
 uint64_t Fnv1a64(const void* data, size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint64_t h = 0xcbf29ce484222325ull;
@@ -95,6 +127,19 @@ void Model<T>::Build(const std::string& name, const ModelOptions& opt,
   params_.assign(arch_.num_params, T(0));
   grads_.assign(arch_.num_params, T(0));
   Initialise(seed);
+  if (opt.kernels == "onednn") {
+    if (!std::is_same_v<T, float>)
+      Fail(ErrorCode::kInvalidArgument, "model options: kernels 'onednn' compute in float only");
+    if (opt.threads < 1)
+      Fail(ErrorCode::kInvalidArgument, "model options: threads must be >= 1");
+    ResolveKernels(opt.kernels, opt.batch_norm);  // throws when it cannot run
+#ifdef DTRAIN_HAVE_DNNL
+    if constexpr (std::is_same_v<T, float>) fast_body_ = std::make_unique<ResnetDnnl>(*this, opt.threads);
+#endif
+  } else if (opt.kernels != "reference") {
+    Fail(ErrorCode::kInvalidArgument, "model options: kernels '" + opt.kernels +
+                                          "': allowed reference, onednn (resolve 'auto' first)");
+  }
   if (opt.max_batch > 0) Reserve(opt.max_batch);
 }
 
@@ -134,6 +179,14 @@ void Model<T>::Reserve(int max_batch) {
   if (max_batch <= 0)
     Fail(ErrorCode::kInvalidArgument, "Reserve: max_batch must be > 0");
   const size_t n = size_t(max_batch);
+  feat_.assign(n * feat_c_, T(0));
+  dfeat_.assign(n * feat_c_, T(0));
+  logits_.assign(n * opt_.num_classes, T(0));
+  probs_.assign(n * opt_.num_classes, T(0));
+  dlogits_.assign(n * opt_.num_classes, T(0));
+  batch_cap_ = max_batch;
+  have_training_forward_ = false;
+  if (fast_body_) return;  // it keeps its own activations, grown as it runs
   size_t max_act = 0, ws = 0;
   auto conv_ws = [&](const Conv& cv) {
     cpu::Conv2dShape s = cv.shape;
@@ -167,13 +220,6 @@ void Model<T>::Reserve(int max_batch) {
   }
   for (auto& g : grad_) g.assign(max_act, T(0));
   workspace_.assign(ws, T(0));
-  feat_.assign(n * feat_c_, T(0));
-  dfeat_.assign(n * feat_c_, T(0));
-  logits_.assign(n * opt_.num_classes, T(0));
-  probs_.assign(n * opt_.num_classes, T(0));
-  dlogits_.assign(n * opt_.num_classes, T(0));
-  batch_cap_ = max_batch;
-  have_training_forward_ = false;
 }
 
 template <typename T>

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "common/error.h"
@@ -104,13 +105,7 @@ void Model<T>::BnBackward(Bn& bn, const T* x, T* g, const T* relu_y, int n,
 }
 
 template <typename T>
-StepResult Model<T>::Forward(const T* images, const int32_t* labels, int n,
-                             bool training, double label_smoothing) {
-  if (n <= 0)
-    Fail(ErrorCode::kInvalidArgument, "Forward: batch must be > 0, got " + std::to_string(n));
-  if (n > batch_cap_) Reserve(n);
-  have_training_forward_ = false;
-
+void Model<T>::BodyForward(const T* images, int n, bool training) {
   ConvForward(stem_conv_, images, stem_cout_.data(), n);
   BnForward(stem_bn_, stem_cout_.data(), stem_act_.data(), n, training, true);
   const T* cur = stem_act_.data();
@@ -144,6 +139,23 @@ StepResult Model<T>::Forward(const T* images, const int32_t* labels, int n,
   Tic();
   cpu::GlobalAvgPoolForward(cpu::GlobalAvgPoolShape{n, feat_c_, feat_hw_ * feat_hw_},
                             cur, feat_.data());
+  Toc(prof_head_, false);
+}
+
+template <typename T>
+StepResult Model<T>::Forward(const T* images, const int32_t* labels, int n,
+                             bool training, double label_smoothing) {
+  if (n <= 0)
+    Fail(ErrorCode::kInvalidArgument, "Forward: batch must be > 0, got " + std::to_string(n));
+  if (n > batch_cap_) Reserve(n);
+  have_training_forward_ = false;
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_body_) fast_body_->Forward(images, n, training);
+    else BodyForward(images, n, training);
+  } else {
+    BodyForward(images, n, training);
+  }
+  Tic();
   const T* fc_w = params_.data() + tensors_[fc_tensor_].offset;
   const T* fc_b = params_.data() + tensors_[fc_tensor_ + 1].offset;
   cpu::FullyConnectedForward(cpu::FullyConnectedShape{n, feat_c_, opt_.num_classes},
@@ -178,16 +190,26 @@ void Model<T>::Backward(const std::function<void(int)>& on_ready) {
   cpu::FullyConnectedBackward(cpu::FullyConnectedShape{n, feat_c_, opt_.num_classes},
                               feat_.data(), params_.data() + w_off, dlogits_.data(),
                               dfeat_.data(), grads_.data() + w_off, grads_.data() + b_off);
+  Toc(prof_head_, true);
+  if (on_ready) {
+    on_ready(fc_tensor_ + 1);
+    on_ready(fc_tensor_);
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_body_) return fast_body_->Backward(n, last_images_, on_ready);
+  }
+  BodyBackward(n, on_ready);
+}
+
+template <typename T>
+void Model<T>::BodyBackward(int n, const std::function<void(int)>& on_ready) {
+  Tic();
   T* a = grad_[0].data();  // dL/d(current activation)
   T* b = grad_[1].data();  // scratch
   T* c = grad_[2].data();  // dL/d(block input)
   cpu::GlobalAvgPoolBackward(cpu::GlobalAvgPoolShape{n, feat_c_, feat_hw_ * feat_hw_},
                              dfeat_.data(), a);
   Toc(prof_head_, true);
-  if (on_ready) {
-    on_ready(fc_tensor_ + 1);
-    on_ready(fc_tensor_);
-  }
   for (int bi = int(blocks_.size()) - 1; bi >= 0; --bi) {
     Block& blk = blocks_[bi];
     const T* in = bi > 0 ? blocks_[bi - 1].out.data()
@@ -236,6 +258,10 @@ int64_t Model<T>::Predict(const T* images, const int32_t* labels, int n) {
   template StepResult Model<T>::Forward(const T*, const int32_t*, int, bool,   \
                                         double);                               \
   template void Model<T>::Backward(const std::function<void(int)>&);           \
+  template void Model<T>::BodyForward(const T*, int, bool);                    \
+  template void Model<T>::Tic();                                               \
+  template void Model<T>::Toc(int, bool);                                      \
+  template void Model<T>::BodyBackward(int, const std::function<void(int)>&);  \
   template int64_t Model<T>::Predict(const T*, const int32_t*, int);
 DTRAIN_MODEL_STEP(float)
 DTRAIN_MODEL_STEP(double)

@@ -140,6 +140,8 @@ TrainOutcome Train(const JobSpec& spec, const TrainEnv& env, MlperfLogger* mlper
   eo.timeout_seconds = spec.allreduce.timeout_seconds;
   eo.abort = env.abort;
   eo.device = env.device_index;
+  eo.cpu_kernels = env.cpu_kernels;
+  eo.threads = env.compute_threads;
   int64_t current_step = 0;  // for on_wait: the step whose gradients are being averaged
   if (env.on_wait) eo.on_wait = [&](bool waiting) { env.on_wait(current_step, waiting); };
   std::unique_ptr<engine::TrainEngine> eng = engine::MakeEngine(env.device, eo);

@@ -73,6 +73,11 @@ struct TrainEnv {
   int world_size = 1;
   uint64_t seed = 0;
   int data_threads = 1;  // record data sets: threads decoding images (>= 1)
+  // CPU engine: "auto" | "onednn" | "reference" (model.h's ResolveKernels)
+  // and the threads of its compute (oneDNN's OpenMP threads; OpenBLAS's are
+  // set by the process, e.g. worker/main.cc).
+  std::string cpu_kernels = "auto";
+  int compute_threads = 1;
   comm::Communicator* comm = nullptr;
   const std::atomic<bool>* abort = nullptr;
   std::function<void(const TrainProgress&)> on_progress;  // after every step
