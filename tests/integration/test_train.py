@@ -4,10 +4,12 @@ CLI reports the result, throughput and scaling efficiency, and both ranks
 started from identical weights."""
 
 import json
+import os
 import re
+import subprocess
 import unittest
 
-from cluster import Cluster
+from cluster import BIN, Cluster
 
 SPEC = """
 name: it-train
@@ -78,6 +80,31 @@ class TrainThroughTheService(unittest.TestCase):
             r = c.cli("submit", path, "--set", "device=auto", "--wait", timeout=300)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("trains on the cpu engine", c.log("worker0"))
+
+    def test_cpu_kernels_flag_picks_the_reference_or_rejects_unknown_names(self):
+        # The engine line names the kernels: --cpu-kernels reference trains on
+        # im2col + OpenBLAS; a default worker on oneDNN when the build has it.
+        spec = SPEC.replace("workers: 2", "workers: 1").replace("epochs: 10", "epochs: 1") + "max_steps: 2\n"
+        with Cluster(workers=1, heartbeat_timeout=10.0, worker_args=["--cpu-kernels", "reference"]) as c:
+            r = c.cli("submit", c.write_spec("ref.yaml", spec), "--wait", timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            log = c.log("worker0")
+            self.assertIn("cpu_kernels=reference", log)
+            self.assertIn("reference kernels: im2col + OpenBLAS", log)
+        with Cluster(workers=1, heartbeat_timeout=10.0) as c:
+            r = c.cli("submit", c.write_spec("auto.yaml", spec), "--wait", timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            log = c.log("worker0")
+            build = os.environ.get("DTRAIN_BUILD_DIR", "")
+            cache = os.path.join(build, "CMakeCache.txt")
+            self.assertTrue(os.path.exists(cache), "DTRAIN_BUILD_DIR names the build directory (set by ctest)")
+            with open(cache) as f:
+                have_dnnl = re.search(r"^dnnl_DIR:PATH=/", f.read(), re.M) is not None
+            self.assertIn("oneDNN blocked layouts" if have_dnnl else "reference kernels", log)
+        bad = subprocess.run([f"{BIN}/dtrain-worker", "--cpu-kernels", "mkl"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("--cpu-kernels 'mkl': allowed auto, onednn, reference", bad.stderr)
 
 
 if __name__ == "__main__":

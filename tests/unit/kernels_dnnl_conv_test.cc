@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/dnnl/conv2d_dnnl.h"
+#include "tests/unit/rel_error.h"
 #include "worker/model/resnet_arch.h"
 
 namespace dtrain::onednn {
@@ -85,25 +86,12 @@ Vec Random(size_t n, std::mt19937_64& rng) {
   return v;
 }
 
-struct Err {
-  double rel_l2 = 0, max_abs_rel = 0;
-};
-
-Err Compare(const Vec& got, const Vec& ref) {
-  double num = 0, den = 0, worst = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double d = double(got[i]) - ref[i];
-    num += d * d;
-    den += double(ref[i]) * ref[i];
-    worst = std::max(worst, std::abs(d));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return {std::sqrt(num / std::max(den, 1e-300)), worst / std::max(scale, 1e-300)};
-}
+using Err = testing::RelError;
+using testing::CompareRel;
 
 #define EXPECT_CLOSE(got, ref, what)                                                     \
   do {                                                                                   \
-    const Err e = Compare(got, ref);                                                     \
+    const Err e = CompareRel(got, ref);                                                     \
     std::printf("  %-5s rel_l2 %.2e  max_abs/max|ref| %.2e\n", what, e.rel_l2,           \
                 e.max_abs_rel);                                                          \
     EXPECT_LE(e.rel_l2, kRelL2) << what;                                                 \
@@ -161,8 +149,8 @@ TEST(DnnlConv, WeightGradientAtBatch128StaysWithin1e5OfTheReferences) {
     conv.Backward(s, x.data(), nullptr, dy.data(), nullptr, false, dw.data());
     const Vec exact(dw_d.begin(), dw_d.end());  // double rounded once to fp32
     std::printf(" %s\n", c.name.c_str());
-    const Err vs_double = Compare(dw, exact), im2col_vs_double = Compare(dw_ref, exact),
-              vs_im2col = Compare(dw, dw_ref);
+    const Err vs_double = CompareRel(dw, exact), im2col_vs_double = CompareRel(dw_ref, exact),
+              vs_im2col = CompareRel(dw, dw_ref);
     std::printf("  dw vs double: onednn rel_l2 %.2e max %.2e, im2col rel_l2 %.2e max %.2e; "
                 "onednn vs im2col rel_l2 %.2e max %.2e\n",
                 vs_double.rel_l2, vs_double.max_abs_rel, im2col_vs_double.rel_l2,

@@ -23,6 +23,7 @@
 #include "kernels/dnnl/batch_norm_dnnl.h"
 #include "kernels/dnnl/eltwise_dnnl.h"
 #include "kernels/dnnl/pool_dnnl.h"
+#include "tests/unit/rel_error.h"
 
 namespace dtrain::onednn {
 namespace {
@@ -74,15 +75,8 @@ Vec From(const Desc& d, const Vec& v, int n, int c, int h, int w) {
 
 void ExpectClose(const Vec& got, const Vec& ref, const char* what) {
   ASSERT_EQ(got.size(), ref.size()) << what;
-  double num = 0, den = 0, worst = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double d = double(got[i]) - ref[i];
-    num += d * d;
-    den += double(ref[i]) * ref[i];
-    worst = std::max(worst, std::abs(d));
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  const double rel = std::sqrt(num / std::max(den, 1e-300)), mx = worst / std::max(scale, 1e-300);
+  const testing::RelError e = testing::CompareRel(got, ref);
+  const double rel = e.rel_l2, mx = e.max_abs_rel;
   std::printf("  %-8s rel_l2 %.2e  max_abs/max|ref| %.2e\n", what, rel, mx);
   EXPECT_LE(rel, kRel) << what;
   EXPECT_LE(mx, kRel) << what;
