@@ -14,11 +14,13 @@
 // it at the packed copy).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/job_spec.h"
@@ -33,6 +35,10 @@ namespace {
 class CudaEngineParity : public gpu_test::CudaTest {};
 class CudaEngineCurve : public gpu_test::CudaTest {};
 
+// The CPU engine's compute threads: every core (the device machine has 16;
+// oneDNN defaults to 1 per engine, OpenBLAS to all of them).
+int CpuThreads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
 EngineOptions Resnet50Options(comm::Communicator* c, int batch) {
   EngineOptions o;
   o.model_name = "resnet50";
@@ -46,6 +52,7 @@ EngineOptions Resnet50Options(comm::Communicator* c, int batch) {
   o.label_smoothing = 0.1;
   o.optimizer.name = "lars";
   o.autotune = false;  // correctness, not speed: cuDNN's first heuristic plan
+  o.threads = CpuThreads();  // the CPU reference's oneDNN threads
   return o;
 }
 
@@ -256,6 +263,7 @@ TEST_F(CudaEngineCurve, Fp16Resnet20FollowsTheCpuFp32LossCurve) {
     auto comm = comm::MakeLocalCommunicator();
     trainer::TrainEnv env;
     env.device = devices[i];
+    env.compute_threads = CpuThreads();
     env.seed = 42;
     env.comm = comm.get();
     env.losses = &losses[i];
