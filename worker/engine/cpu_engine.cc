@@ -49,7 +49,8 @@ class CpuEngine final : public TrainEngine {
   const char* kind() const override { return "cpu"; }
   std::string describe() const override {
     return model_->kernels() == "onednn"
-               ? "cpu (fp32, oneDNN blocked layouts, " + std::to_string(opt_.threads) + " thread(s))"
+               ? "cpu (fp32, " + model::OneDnnInfo() + ", blocked layouts, " +
+                     std::to_string(opt_.threads) + " thread(s))"
                : "cpu (fp32 NCHW, reference kernels: im2col + OpenBLAS)";
   }
   const model::ResnetArch& arch() const override { return model_->arch(); }

@@ -75,8 +75,10 @@ struct ModelOptions {
   int threads = 1;              // oneDNN's threads per call ("onednn")
 };
 
-// Whether this build has the oneDNN kernels (kernels/dnnl).
+// Whether this build has the oneDNN kernels (kernels/dnnl), and what they run
+// on ("oneDNN 2.6.3 (cpu runtime OMP, isa avx2)"; "" without them).
 bool HaveOneDnn();
+std::string OneDnnInfo();
 // "auto" -> "onednn" when HaveOneDnn() and the model has batch norm, else
 // "reference"; "onednn" / "reference" pass through when possible. Throws
 // kInvalidArgument for other names and kUnavailable for "onednn" without it.

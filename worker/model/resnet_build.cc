@@ -24,6 +24,14 @@ bool HaveOneDnn() {
 #endif
 }
 
+std::string OneDnnInfo() {
+#ifdef DTRAIN_HAVE_DNNL
+  return onednn::RuntimeInfo();
+#else
+  return "";
+#endif
+}
+
 std::string ResolveKernels(const std::string& requested, bool batch_norm) {
   if (requested == "reference") return requested;
   if (requested == "auto") return HaveOneDnn() && batch_norm ? "onednn" : "reference";
