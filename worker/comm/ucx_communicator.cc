@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "worker/comm/failure_notice.h"
 #include "worker/comm/host_layout.h"
 #include "worker/comm/reduce.h"
 
@@ -82,6 +83,7 @@ class UcxCommunicator final : public Communicator {
   }
 
   ~UcxCommunicator() override {
+    DrainFailureNotices(w_, job_seq_);
     std::vector<ucp_ep_h> eps;
     for (auto& l : links_) eps.push_back(l.ep);
     w_.Close(eps, /*force=*/broken_, Deadline::After(std::chrono::seconds(2)));
@@ -140,6 +142,7 @@ class UcxCommunicator final : public Communicator {
 
   bool broken_ = false;
   std::string broken_reason_;
+  std::string told_;  // the first failure, when a peer's notice reported it
   char* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   char token_ = 1;
@@ -166,7 +169,7 @@ void UcxCommunicator::Begin(const char* name, const Deadline& deadline) {
                                   broken_reason_);
   }
   call_name_ = name;
-  ++call_seq_;
+  if ((++call_seq_ & 0xffffff) == kNoticeCallSeq) ++call_seq_;  // that one is for notices
   call_start_ = Clock::now();
   deadline_ = &deadline;
   polls_ = 0;
@@ -271,6 +274,14 @@ void UcxCommunicator::WaitAllSends(const Where& where) {
 }
 
 void UcxCommunicator::Check(const Where& where, int waiting_on) {
+  int sender = -1;
+  std::string why;
+  if (TakeFailureNotice(w_, job_seq_, &sender, &why)) {
+    told_ = why;
+    FailCall(ErrorCode::kUnavailable, where,
+             (sender >= 0 && sender < n_ ? Who(sender) : "rank " + std::to_string(sender)) +
+                 " stopped after a failure: " + why);
+  }
   if (deadline_->Aborted()) {
     FailCall(ErrorCode::kAborted, where,
              "aborted (job cancelled or a peer failed)" +
@@ -308,6 +319,13 @@ void UcxCommunicator::FailCall(ErrorCode code, const Where& where, const std::st
                     std::to_string(where.step + 1) + "/" + std::to_string(where.steps) +
                     " [job " + std::to_string(job_seq_) + ", rank " + std::to_string(rank_) +
                     " of " + std::to_string(n_) + "]: " + what;
+  // Tell the live peers, so ranks waiting on them do not wait for their
+  // deadline and name the first failure, not their partner.
+  std::vector<ucp_ep_h> live;
+  for (const PeerLink& l : links_)
+    if (l.ep && l.error == UCS_OK) live.push_back(l.ep);
+  SendFailureNotices(w_, live, job_seq_, rank_, told_.empty() ? msg : told_,
+                     std::chrono::milliseconds(100));
   Abandon();
   broken_ = true;
   broken_reason_ = msg;
