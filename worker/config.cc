@@ -62,11 +62,16 @@ std::string WorkerConfig::Describe() const {
   return "coordinator=" + coordinator + " host=" + host + " local_rank=" +
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
          " blas_threads=" + std::to_string(blas_threads) + " cpu_kernels=" + cpu_kernels +
-         " data_threads=" + std::to_string(data_threads) +
+         " data_threads=" + std::to_string(data_threads) + (data_threads_auto ? " (auto)" : "") +
          " local_workers=" + std::to_string(local_workers) +
          (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir +
          " tls=" + (ca_file.empty() ? "off" : "on (ca " + ca_file + ")") +
          " join_token=" + join_token_source;
+}
+
+int DataThreadsFor(const WorkerConfig& c, const std::string& engine) {
+  if (c.data_threads_auto && engine == "cpu") return 1;
+  return std::max(1, c.data_threads);
 }
 
 WorkerConfig ParseWorkerFlags(int argc, char** argv) {
@@ -99,7 +104,8 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
                  "norm), onednn, reference (im2col + OpenBLAS)")
       ->capture_default_str();
   app.add_option("--data-threads", c.data_threads,
-                 "threads decoding and augmenting images (imagenet-folder, shards; 0: cores / --local-workers)")
+                 "threads decoding and augmenting images (imagenet-folder, shards; 0: 1 for a CPU-engine job, "
+                 "else cores / --local-workers)")
       ->capture_default_str();
   app.add_option("--local-workers", c.local_workers,
                  "workers sharing this host's CPU cores (default: SLURM_NTASKS_PER_NODE or 1)")
@@ -129,6 +135,7 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
     c.blas_threads = std::max(1, cores / c.local_workers);
   }
   if (c.data_threads == 0) {
+    c.data_threads_auto = true;
     const int cores = std::max(1u, std::thread::hardware_concurrency());
     c.data_threads = std::max(1, cores / c.local_workers);
   }

@@ -229,12 +229,15 @@ void JobRunner::Run(v1::Assignment a, std::shared_ptr<std::atomic<bool>> abort) 
       trainer::TrainEnv env;
       env.device = ChooseEngine(spec.device, devices_.at(0), cfg_.host);
       env.device_index = devices_.at(0).index;
-      spdlog::info("job {}: rank {} trains on the {} engine{}", a.job_id(), a.rank(), env.device,
-                   env.device == "cuda" ? " (device " + std::to_string(env.device_index) + ")" : "");
+      env.data_threads = DataThreadsFor(cfg_, env.device);
+      spdlog::info("job {}: rank {} trains on the {} engine ({}, {} data thread(s))", a.job_id(),
+                   a.rank(), env.device,
+                   env.device == "cuda" ? "device " + std::to_string(env.device_index)
+                                        : std::to_string(cfg_.blas_threads) + " compute thread(s)",
+                   env.data_threads);
       env.rank = a.rank();
       env.world_size = a.world_size();
       env.seed = a.seed();
-      env.data_threads = cfg_.data_threads;
       env.cpu_kernels = cfg_.cpu_kernels;
       env.compute_threads = cfg_.blas_threads;
       env.comm = comm.get();

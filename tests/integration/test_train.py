@@ -79,7 +79,8 @@ class TrainThroughTheService(unittest.TestCase):
             self.assertIn("host ", job["reason"])
             r = c.cli("submit", path, "--set", "device=auto", "--wait", timeout=300)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("trains on the cpu engine", c.log("worker0"))
+            # --blas-threads 1 (the cluster's) and --data-threads auto: 1 decoder on the CPU engine.
+            self.assertIn("trains on the cpu engine (1 compute thread(s), 1 data thread(s))", c.log("worker0"))
 
     def test_cpu_kernels_flag_picks_the_reference_or_rejects_unknown_names(self):
         # The engine line names the kernels: --cpu-kernels reference trains on
