@@ -25,6 +25,7 @@
 
 #include "kernels/cpu/conv2d.h"
 #include "kernels/dnnl/conv2d_dnnl.h"
+#include "tests/unit/rel_error.h"
 #include "worker/model/resnet_arch.h"
 
 namespace {
@@ -94,13 +95,6 @@ std::vector<Use> DistinctConvs(const std::string& model, int channels, int image
   return out;
 }
 
-Vec Random(size_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Vec v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,8 +134,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> impls;
   for (const Use& u : DistinctConvs(model, channels, image, batch)) {
     const Conv2dShape& s = u.s;
-    const Vec x = Random(s.in_size(), rng), w = Random(s.weight_size(), rng),
-              dy = Random(s.out_size(), rng);
+    const Vec x = dtrain::testing::RandomUniform(s.in_size(), rng), w = dtrain::testing::RandomUniform(s.weight_size(), rng),
+              dy = dtrain::testing::RandomUniform(s.out_size(), rng);
     Vec y(s.out_size()), dx(s.in_size()), dw(s.weight_size()),
         ws(dtrain::cpu::Conv2dWorkspaceSize(s));
     const auto xd = dnnl.SrcDesc(s), yd = dnnl.DstDesc(s);

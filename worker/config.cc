@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/net.h"
 #include "common/secrets.h"
+#include "worker/model/model.h"
 
 namespace dtrain::worker {
 namespace {
@@ -43,9 +44,10 @@ void WorkerConfig::Validate() const {
   if (blas_threads < 0 || blas_threads > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--blas-threads: allowed 0 (auto) .. 1024");
   }
-  if (cpu_kernels != "auto" && cpu_kernels != "onednn" && cpu_kernels != "reference") {
-    Fail(ErrorCode::kInvalidArgument,
-         "--cpu-kernels '" + cpu_kernels + "': allowed auto, onednn, reference");
+  try {
+    model::ResolveKernels(cpu_kernels, /*batch_norm=*/true);  // the one list of names
+  } catch (const Error& e) {
+    Fail(e.code(), std::string("--cpu-kernels: ") + e.what());
   }
   if (data_threads < 0 || data_threads > 1024) {
     Fail(ErrorCode::kInvalidArgument, "--data-threads: allowed 0 (auto) .. 1024");
@@ -62,7 +64,7 @@ std::string WorkerConfig::Describe() const {
   return "coordinator=" + coordinator + " host=" + host + " local_rank=" +
          std::to_string(local_rank) + " (from " + local_rank_source + ") device=" + device +
          " blas_threads=" + std::to_string(blas_threads) + " cpu_kernels=" + cpu_kernels +
-         " data_threads=" + std::to_string(data_threads) + (data_threads_auto ? " (auto)" : "") +
+         " data_threads=" + (data_threads > 0 ? std::to_string(data_threads) : std::string("auto")) +
          " local_workers=" + std::to_string(local_workers) +
          (metrics.empty() ? "" : " metrics=" + metrics) + " log_dir=" + log_dir +
          " tls=" + (ca_file.empty() ? "off" : "on (ca " + ca_file + ")") +
@@ -70,8 +72,10 @@ std::string WorkerConfig::Describe() const {
 }
 
 int DataThreadsFor(const WorkerConfig& c, const std::string& engine) {
-  if (c.data_threads_auto && engine == "cpu") return 1;
-  return std::max(1, c.data_threads);
+  if (c.data_threads > 0) return c.data_threads;
+  if (engine == "cpu") return 1;
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::max(1, cores / c.local_workers);
 }
 
 WorkerConfig ParseWorkerFlags(int argc, char** argv) {
@@ -133,11 +137,6 @@ WorkerConfig ParseWorkerFlags(int argc, char** argv) {
   if (c.blas_threads == 0) {
     const int cores = std::max(1u, std::thread::hardware_concurrency());
     c.blas_threads = std::max(1, cores / c.local_workers);
-  }
-  if (c.data_threads == 0) {
-    c.data_threads_auto = true;
-    const int cores = std::max(1u, std::thread::hardware_concurrency());
-    c.data_threads = std::max(1, cores / c.local_workers);
   }
   c.Validate();
   if (!c.ca_file.empty()) c.ca_pem = ReadPemFile("--ca", c.ca_file);

@@ -18,7 +18,6 @@ struct WorkerConfig {
   int blas_threads = 0;                        // compute threads (OpenBLAS, oneDNN); 0: cores / local workers
   std::string cpu_kernels = "auto";            // CPU engine: auto | onednn | reference
   int data_threads = 0;                        // JPEG decoding threads; 0: auto (DataThreadsFor)
-  bool data_threads_auto = false;              // --data-threads was 0
   int local_workers = 1;                       // workers sharing this host's cores
   double reconnect_max_seconds = 5.0;
   double rpc_timeout_seconds = 10.0;
@@ -39,7 +38,7 @@ struct WorkerConfig {
 WorkerConfig ParseWorkerFlags(int argc, char** argv);
 
 // Decoding threads for a job on `engine` ("cpu" | "cuda"): --data-threads when
-// given; auto: 1 on the CPU engine (one core decodes ~860 ImageNet images/s,
+// given (> 0); auto (0): 1 on the CPU engine (one core decodes ~860 ImageNet images/s,
 // far ahead of CPU training, so the worker's cores stay with the compute
 // threads instead of being shared twice), else cores / local workers (a GPU
 // engine needs the host's cores for decoding).

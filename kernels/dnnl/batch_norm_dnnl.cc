@@ -91,11 +91,8 @@ struct BatchNormDnnl::Impl {
   }
 };
 
-BatchNormDnnl::BatchNormDnnl(int threads) : threads_(threads), impl_(std::make_unique<Impl>()) {
-  if (threads < 1)
-    Fail(ErrorCode::kInvalidArgument,
-         "batch_norm_dnnl: threads must be >= 1, got " + std::to_string(threads));
-}
+BatchNormDnnl::BatchNormDnnl(int threads)
+    : threads_(CheckedThreads("batch_norm_dnnl", threads)), impl_(std::make_unique<Impl>()) {}
 
 BatchNormDnnl::~BatchNormDnnl() = default;
 

@@ -229,11 +229,8 @@ void Conv2dDnnl::Impl::Backward(const Conv2dShape& s, const Desc& xd, const floa
   }
 }
 
-Conv2dDnnl::Conv2dDnnl(int threads) : threads_(threads), impl_(std::make_unique<Impl>()) {
-  if (threads < 1)
-    Fail(ErrorCode::kInvalidArgument,
-         "conv2d_dnnl: threads must be >= 1, got " + std::to_string(threads));
-}
+Conv2dDnnl::Conv2dDnnl(int threads)
+    : threads_(CheckedThreads("conv2d_dnnl", threads)), impl_(std::make_unique<Impl>()) {}
 
 Conv2dDnnl::~Conv2dDnnl() = default;
 

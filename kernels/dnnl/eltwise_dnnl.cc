@@ -33,11 +33,8 @@ struct EltwiseDnnl::Impl {
   Buffer scratch;
 };
 
-EltwiseDnnl::EltwiseDnnl(int threads) : threads_(threads), impl_(std::make_unique<Impl>()) {
-  if (threads < 1)
-    Fail(ErrorCode::kInvalidArgument,
-         "eltwise_dnnl: threads must be >= 1, got " + std::to_string(threads));
-}
+EltwiseDnnl::EltwiseDnnl(int threads)
+    : threads_(CheckedThreads("eltwise_dnnl", threads)), impl_(std::make_unique<Impl>()) {}
 
 EltwiseDnnl::~EltwiseDnnl() = default;
 

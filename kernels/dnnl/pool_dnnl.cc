@@ -84,11 +84,8 @@ struct PoolDnnl::Impl {
   }
 };
 
-PoolDnnl::PoolDnnl(int threads) : threads_(threads), impl_(std::make_unique<Impl>()) {
-  if (threads < 1)
-    Fail(ErrorCode::kInvalidArgument,
-         "pool_dnnl: threads must be >= 1, got " + std::to_string(threads));
-}
+PoolDnnl::PoolDnnl(int threads)
+    : threads_(CheckedThreads("pool_dnnl", threads)), impl_(std::make_unique<Impl>()) {}
 
 PoolDnnl::~PoolDnnl() = default;
 

@@ -93,6 +93,13 @@ float* Buffer::Get(size_t bytes) {
   return static_cast<float*>(p_);
 }
 
+int CheckedThreads(const char* op, int threads) {
+  if (threads < 1)
+    Fail(ErrorCode::kInvalidArgument,
+         std::string(op) + ": threads must be >= 1, got " + std::to_string(threads));
+  return threads;
+}
+
 dnnl::primitive_attr ScratchpadAttr() {
   dnnl::primitive_attr a;
   a.set_scratchpad_mode(dnnl::scratchpad_mode::user);

@@ -65,6 +65,9 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+// threads, or kInvalidArgument naming `op` when it is below 1 (op constructors).
+int CheckedThreads(const char* op, int threads);
+
 // Attributes every op uses: a user-provided scratchpad.
 dnnl::primitive_attr ScratchpadAttr();
 

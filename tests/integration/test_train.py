@@ -108,7 +108,7 @@ class TrainThroughTheService(unittest.TestCase):
         bad = subprocess.run([f"{BIN}/dtrain-worker", "--cpu-kernels", "mkl"],
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(bad.returncode, 2, bad.stderr)
-        self.assertIn("--cpu-kernels 'mkl': allowed auto, onednn, reference", bad.stderr)
+        self.assertIn("--cpu-kernels: CPU kernels 'mkl': allowed auto, onednn, reference", bad.stderr)
 
 
 if __name__ == "__main__":

@@ -79,13 +79,6 @@ std::vector<Case> AllCases() {
   return v;
 }
 
-Vec Random(size_t n, std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Vec v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
 using Err = testing::RelError;
 using testing::CompareRel;
 
@@ -103,8 +96,8 @@ class DnnlConvParity : public ::testing::TestWithParam<Case> {};
 TEST_P(DnnlConvParity, ForwardAndBothGradientsMatchIm2colReference) {
   const Conv2dShape s = GetParam().s;
   std::mt19937_64 rng(12345);
-  const Vec x = Random(s.in_size(), rng), w = Random(s.weight_size(), rng),
-            dy = Random(s.out_size(), rng), dx0 = Random(s.in_size(), rng);
+  const Vec x = testing::RandomUniform(s.in_size(), rng), w = testing::RandomUniform(s.weight_size(), rng),
+            dy = testing::RandomUniform(s.out_size(), rng), dx0 = testing::RandomUniform(s.in_size(), rng);
   Vec ws(cpu::Conv2dWorkspaceSize(s));
 
   Vec y_ref(s.out_size()), dx_ref(s.in_size()), dxa_ref = dx0, dw_ref(s.weight_size());
@@ -137,7 +130,7 @@ TEST(DnnlConv, WeightGradientAtBatch128StaysWithin1e5OfTheReferences) {
   for (Case c : ArchConvs("resnet20", 1, 28, 128, {"conv1", "layer1.0.conv1", "layer2.0.conv1"})) {
     const Conv2dShape s = c.s;
     std::mt19937_64 rng(5);
-    const Vec x = Random(s.in_size(), rng), dy = Random(s.out_size(), rng);
+    const Vec x = testing::RandomUniform(s.in_size(), rng), dy = testing::RandomUniform(s.out_size(), rng);
     Vec ws(cpu::Conv2dWorkspaceSize(s)), dw_ref(s.weight_size()), dw(s.weight_size());
     std::vector<double> xd(x.begin(), x.end()), dyd(dy.begin(), dy.end()),
         wsd(cpu::Conv2dWorkspaceSize(s)), dw_d(s.weight_size());
@@ -163,8 +156,8 @@ TEST(DnnlConv, WeightGradientAtBatch128StaysWithin1e5OfTheReferences) {
 TEST(DnnlConv, SecondCallWithTheSameShapeCreatesNoPrimitive) {
   const Conv2dShape s{4, 16, 14, 14, 32, 3, 3, 2, 1};
   std::mt19937_64 rng(7);
-  const Vec x = Random(s.in_size(), rng), w = Random(s.weight_size(), rng),
-            dy = Random(s.out_size(), rng);
+  const Vec x = testing::RandomUniform(s.in_size(), rng), w = testing::RandomUniform(s.weight_size(), rng),
+            dy = testing::RandomUniform(s.out_size(), rng);
   Vec y(s.out_size()), dx(s.in_size()), dw(s.weight_size());
   Conv2dDnnl conv(1);
   auto step = [&] {
@@ -194,8 +187,8 @@ TEST(DnnlConv, SecondCallWithTheSameShapeCreatesNoPrimitive) {
 TEST(DnnlConv, TwoConvsChainedInBlockedLayoutEqualTheNchwPath) {
   const Conv2dShape a{8, 1, 28, 28, 16, 3, 3, 1, 1}, b{8, 16, 28, 28, 16, 3, 3, 1, 1};
   std::mt19937_64 rng(99);
-  const Vec x = Random(a.in_size(), rng), wa = Random(a.weight_size(), rng),
-            wb = Random(b.weight_size(), rng), dy = Random(b.out_size(), rng);
+  const Vec x = testing::RandomUniform(a.in_size(), rng), wa = testing::RandomUniform(a.weight_size(), rng),
+            wb = testing::RandomUniform(b.weight_size(), rng), dy = testing::RandomUniform(b.out_size(), rng);
   Conv2dDnnl conv(1);
 
   // NCHW path.
@@ -242,8 +235,8 @@ TEST(DnnlConv, TwoConvsChainedInBlockedLayoutEqualTheNchwPath) {
 TEST(DnnlConv, AccumulateInBlockedLayoutAddsToDx) {
   const Conv2dShape s{4, 16, 14, 14, 16, 3, 3, 1, 1};
   std::mt19937_64 rng(3);
-  const Vec x = Random(s.in_size(), rng), w = Random(s.weight_size(), rng),
-            dy = Random(s.out_size(), rng);
+  const Vec x = testing::RandomUniform(s.in_size(), rng), w = testing::RandomUniform(s.weight_size(), rng),
+            dy = testing::RandomUniform(s.out_size(), rng);
   Conv2dDnnl conv(1);
   const Desc xd = conv.SrcDesc(s), yd = conv.DstDesc(s);
   Vec dyb(yd.get_size() / 4), once(xd.get_size() / 4, 0.f), twice(xd.get_size() / 4, 0.f);

@@ -50,13 +50,6 @@ Tag Blocked() {
 
 Desc D(const Act& a) { return Desc({a.n, a.c, a.h, a.w}, dnnl::memory::data_type::f32, a.tag); }
 
-Vec Random(size_t n, std::mt19937_64& rng, float lo = -1.f, float hi = 1.f) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  Vec v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
 // Plain NCHW <-> the layout d.
 Vec To(const Desc& d, const Vec& plain, int n, int c, int h, int w) {
   Vec out(d.get_size() / sizeof(float));
@@ -95,8 +88,8 @@ TEST_P(DnnlBnParity, TrainingInferenceAndBackwardMatchTheReference) {
   const Desc d = D(a);
   const size_t count = size_t(a.n) * a.c * a.h * a.w;
   std::mt19937_64 rng(7 + a.c);
-  const Vec x = Random(count, rng, -2.f, 3.f), dy = Random(count, rng);
-  const Vec gamma = Random(a.c, rng, 0.5f, 1.5f), beta = Random(a.c, rng, -0.5f, 0.5f);
+  const Vec x = testing::RandomUniform(count, rng, -2.f, 3.f), dy = testing::RandomUniform(count, rng);
+  const Vec gamma = testing::RandomUniform(a.c, rng, 0.5f, 1.5f), beta = testing::RandomUniform(a.c, rng, -0.5f, 0.5f);
   const float eps = 1e-5f;
   const cpu::BatchNormShape s{a.n, a.c, a.h * a.w};
   for (bool relu : {false, true}) {
@@ -152,7 +145,7 @@ TEST(DnnlEltwise, AddReluAndReluBackwardEqualTheReferenceExactly) {
     const Desc d = D(a);
     const size_t count = size_t(a.n) * a.c * a.h * a.w;
     std::mt19937_64 rng(11);
-    const Vec x = Random(count, rng), sc = Random(count, rng), dy = Random(count, rng);
+    const Vec x = testing::RandomUniform(count, rng), sc = testing::RandomUniform(count, rng), dy = testing::RandomUniform(count, rng);
     Vec y_ref(count), dx_ref(count);
     cpu::ResidualAddRelu(count, x.data(), sc.data(), y_ref.data());
     cpu::ReluBackward(count, y_ref.data(), dy.data(), dx_ref.data());
@@ -184,7 +177,7 @@ TEST(DnnlPool, MaxPoolForwardAndBackwardMatchTheReference) {
     Vec x(s.in_size());
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(i);  // exact below 2^24
     std::shuffle(x.begin(), x.end(), rng);
-    const Vec dy = Random(s.out_size(), rng);
+    const Vec dy = testing::RandomUniform(s.out_size(), rng);
     Vec y_ref(s.out_size()), dx_ref(s.in_size());
     std::vector<int32_t> arg(s.out_size());
     cpu::MaxPoolForward(s, x.data(), y_ref.data(), arg.data());
@@ -213,7 +206,7 @@ TEST(DnnlPool, GlobalAveragePoolForwardAndBackwardMatchTheReference) {
     const cpu::GlobalAvgPoolShape s{a.n, a.c, a.h * a.w};
     const Desc d = D(a);
     std::mt19937_64 rng(9);
-    const Vec x = Random(size_t(a.n) * a.c * a.h * a.w, rng), dy = Random(size_t(a.n) * a.c, rng);
+    const Vec x = testing::RandomUniform(size_t(a.n) * a.c * a.h * a.w, rng), dy = testing::RandomUniform(size_t(a.n) * a.c, rng);
     Vec y_ref(size_t(a.n) * a.c), dx_ref(x.size());
     cpu::GlobalAvgPoolForward(s, x.data(), y_ref.data());
     cpu::GlobalAvgPoolBackward(s, dy.data(), dx_ref.data());

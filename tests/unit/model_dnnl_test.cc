@@ -30,19 +30,14 @@
 #include <vector>
 
 #include "common/error.h"
+#include "tests/unit/rel_error.h"
 #include "worker/model/model.h"
 
 namespace dtrain::model {
 namespace {
 
 double RelL2(const float* got, const float* ref, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double d = double(got[i]) - ref[i];
-    num += d * d;
-    den += double(ref[i]) * ref[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+  return testing::CompareRel(got, ref, n).rel_l2;
 }
 
 struct Case {
